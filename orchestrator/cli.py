@@ -84,11 +84,55 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prompt-ids", type=_ids, default=[], metavar="IDS",
                    help="prompt token ids after BOS, e.g. '450,4996'")
     p.add_argument("--temperature", type=_temperature, default=0.0, help="0 = greedy (default)")
-    p.add_argument("--seed", type=int, default=0, help="sampling seed (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=42, help="sampling seed, not 0 (default: %(default)s)")
     p.add_argument("--tokenizer", default=None, help="llama2.c tokenizer.bin to print text as well as ids")
     p.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
     p.set_defaults(func=cmd_reference)
+
+    p = sub.add_parser("flash", help="partition a model and write every chip's shard (verified, atomic)",
+                       description="Quantize and partition the model (shards are cached per model, chip count and "
+                                   "profile), write every chip in parallel, verify each shard's CRC on the chip and "
+                                   "commit it atomically. Chips that already hold the same shard are skipped.")
+    _add_cluster_args(p)
+    _add_model_args(p, chips_default=None)
+    p.add_argument("--force", action="store_true", help="rewrite chips even when their shard already matches")
+    p.add_argument("--json", action="store_true", help="print a summary object on stdout")
+    p.set_defaults(func=cmd_flash)
+
+    p = sub.add_parser("run", help="run inference on the cluster and collect tokens and per-chip traces",
+                       description="Identify the chips, configure ranks and links, align clocks, start all chips "
+                                   "together and stream tokens as they arrive. Writes a results folder with "
+                                   "results.json and trace.json (open it in https://ui.perfetto.dev).")
+    _add_cluster_args(p)
+    p.add_argument("--tokens", "-t", type=_positive, default=64, help="tokens to generate (default: %(default)s)")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--prompt", default=None, help="prompt text (needs --tokenizer)")
+    g.add_argument("--prompt-ids", type=_ids, default=[], metavar="IDS", help="prompt token ids, e.g. '450,4996'")
+    p.add_argument("--temperature", type=_temperature, default=0.0, help="0 = greedy (default)")
+    p.add_argument("--seed", type=int, default=42, help="sampling seed, not 0 (default: %(default)s)")
+    p.add_argument("--tokenizer", default=None, help="llama2.c tokenizer.bin: print text instead of ids")
+    p.add_argument("--verify", action="store_true",
+                   help="also run the host int8 reference and report the first mismatching token")
+    p.add_argument("--results", default="results", metavar="DIR", help="where results folders go (default: %(default)s)")
+    p.add_argument("--timeout", type=float, default=30.0, metavar="S",
+                   help="seconds a chip may stay silent during the run (default: %(default)s)")
+    p.add_argument("--json", action="store_true", help="print a summary object on stdout")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("devices", help="list serial and USB devices and which chip of a cluster file each is",
+                       description="List the serial ports and USB devices present; with --cluster, say which "
+                                   "chip of the cluster file each one matches and which chips are missing.")
+    p.add_argument("--cluster", "-c", default=None, metavar="FILE", help="cluster TOML file")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_devices)
     return ap
+
+
+def _add_cluster_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--cluster", "-c", default=None, metavar="FILE",
+                   help="cluster TOML file (see hil/clusters/); default: the loopback mock")
+    p.add_argument("--chips", "-n", type=_positive, default=None,
+                   help="number of mock chips (default 8; with --cluster the file decides)")
 
 
 # --- commands -----------------------------------------------------------------------------------
@@ -145,6 +189,108 @@ def cmd_reference(args) -> int:
     else:
         from orchestrator.report.console import print_tokens
         print_tokens(out)
+    return 0
+
+
+def _cluster(args):
+    from orchestrator.cluster.config import DEFAULT_MOCK_CHIPS, load_cluster, mock_cluster
+    from orchestrator.cluster.mock import check_mock_size
+    from orchestrator.profiles import load_profile
+    if args.cluster:
+        cfg = load_cluster(args.cluster)
+        if args.chips and args.chips != cfg.world:
+            raise OrchError(f"--chips {args.chips} disagrees with the {cfg.world} chips of {args.cluster}; drop --chips")
+        profile = load_profile(getattr(args, "profile", None) or cfg.profile)
+    else:
+        n = args.chips or DEFAULT_MOCK_CHIPS
+        check_mock_size(n)
+        profile = load_profile(getattr(args, "profile", None))
+        cfg = mock_cluster(n, profile.name)
+    return cfg, profile
+
+
+def cmd_flash(args) -> int:
+    from orchestrator.cluster.connect import open_cluster
+    from orchestrator.cluster.flash import flash_cluster
+    from orchestrator.model.synthetic import load_model
+    from orchestrator.partition.cache import get_shards
+    from orchestrator.report.console import FlashProgress, err_console, print_flash_summary
+
+    cfg, profile = _cluster(args)
+    model = load_model(args.model, seed=args.seed_weights)
+    with err_console.status(f"preparing shards of {model.config.name} for {cfg.world} chips") as st:
+        shard_set = get_shards(model, cfg.world, profile, args.context,
+                               progress=lambda stage: st.update(f"{stage} {model.config.name} for {cfg.world} chips"))
+    with open_cluster(cfg, profile) as cluster:
+        sizes = [c["size"] for c in shard_set.manifest["chips"]]
+        with FlashProgress(cluster, sizes, quiet=args.json) as prog:
+            results = flash_cluster(cluster, shard_set, force=args.force, progress=prog.update)
+    summary = {"model": model.config.name, "synthetic_weights": bool(model.config.synthetic),
+               "chips": cfg.world, "profile": profile.name, "plan_id": shard_set.plan_id,
+               "shards": str(shard_set.directory),
+               "per_chip": [{"rank": r.rank, "port": r.port, "bytes": r.bytes, "seconds": round(r.seconds, 4),
+                             "mb_per_s": round(r.mb_per_s, 3), "skipped": r.skipped} for r in results]}
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print_flash_summary(summary)
+    return 0
+
+
+def cmd_run(args) -> int:
+    from orchestrator.cluster.connect import open_cluster
+    from orchestrator.cluster.run import RunRequest, run_cluster
+    from orchestrator.report.console import TokenPrinter, print_run_summary
+
+    if args.seed == 0 and args.temperature > 0:
+        raise OrchError("--seed 0 would make the sampler's xorshift generator stick at 0; use any other seed")
+    tokenizer = None
+    if args.tokenizer:
+        from orchestrator.model.tokenizer import load_tokenizer
+        tokenizer = load_tokenizer(args.tokenizer, 32000)
+    elif args.prompt is not None:
+        raise OrchError("--prompt needs --tokenizer FILE (a llama2.c tokenizer.bin) to turn text into ids; or use --prompt-ids")
+    prompt = tokenizer.encode(args.prompt, bos=False) if (tokenizer and args.prompt) else args.prompt_ids
+    cfg, profile = _cluster(args)
+    req = RunRequest(n_tokens=args.tokens, prompt_ids=list(prompt), temperature=args.temperature, seed=args.seed,
+                     results_base=args.results, want_logits=args.verify, message_timeout_s=args.timeout)
+    printer = TokenPrinter(quiet=args.json)
+    decode = (lambda prev, tok: tokenizer.decode_piece(prev, tok).decode("utf-8", "replace")) if tokenizer else None
+    with open_cluster(cfg, profile) as cluster:
+        out = run_cluster(cluster, req, on_token=printer.token, decode=decode)
+    printer.close()
+    res = out.results
+    verify = None
+    if args.verify:
+        from orchestrator.cluster.run import verify_run
+        verify = verify_run(out, req)
+    summary = {"tokens": res["tokens"], "chips": res["chips"], "model": res["model"],
+               "synthetic_weights": res["synthetic_weights"], "latency_ms_per_token": res["latency_ms_per_token"],
+               "wall_s": res["wall_s"], "link_bytes_per_token": res.get("link_bytes_per_token"),
+               "offchip_bytes_per_token": res.get("offchip_bytes_per_token"), "results_dir": str(out.results_dir)}
+    if verify is not None:
+        summary["verify"] = verify
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print_run_summary(res, summary)
+    if verify is not None and not verify["match"]:
+        return 4
+    return 0
+
+
+def cmd_devices(args) -> int:
+    from orchestrator.cluster.devices import list_devices, match_cluster
+    from orchestrator.report.console import print_devices
+    devices = list_devices()
+    matches = None
+    if args.cluster:
+        from orchestrator.cluster.config import load_cluster
+        matches = match_cluster(load_cluster(args.cluster), devices)
+    if args.json:
+        print(json.dumps({"devices": devices, "cluster": matches}))
+    else:
+        print_devices(devices, matches)
     return 0
 
 

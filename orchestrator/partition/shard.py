@@ -25,6 +25,7 @@ ENTRY_SIZE = 48
 ALIGN = 16
 MODEL_KIND_DECODER = 1
 FLAG_SHARED_CLASSIFIER = 1
+FLAG_KV_OFFCHIP = 2  # the memory plan put this chip's KV cache in off-chip memory
 MAX_TENSORS = 4096
 MAX_SHARD_BYTES = 1 << 31
 
@@ -112,7 +113,8 @@ def build_shard(qm, plan: Plan, rank: int, plan_id: str) -> tuple[bytes, list[di
                       rank, plan.world, MODEL_KIND_DECODER,
                       cfg.dim, cfg.hidden_dim, cfg.n_layers, cfg.n_heads, cfg.n_kv_heads, cfg.vocab_size, plan.context,
                       sl.head_start, sl.n_heads, sl.kv_start, sl.n_kv, sl.ffn_start, sl.n_ffn, sl.vocab_start, sl.n_vocab,
-                      FLAG_SHARED_CLASSIFIER if cfg.shared_classifier else 0,
+                      (FLAG_SHARED_CLASSIFIER if cfg.shared_classifier else 0)
+                      | (FLAG_KV_OFFCHIP if plan.profile.memory(cp.data_placement["kv_cache"]).kind == "offchip" else 0),
                       qm.eps_q, qm.temp_mult, qm.temp_shift, bytes.fromhex(plan_id), crc32(table))
     buf[:len(head)] = head
     buf[_HEAD_CRC_OFFSET:HEADER_SIZE] = struct.pack("<I", crc32(buf[:_HEAD_CRC_OFFSET]))
