@@ -133,6 +133,9 @@ def _add_cluster_args(p: argparse.ArgumentParser) -> None:
                    help="cluster TOML file (see hil/clusters/); default: the loopback mock")
     p.add_argument("--chips", "-n", type=_positive, default=None,
                    help="number of mock chips (default 8; with --cluster the file decides)")
+    p.add_argument("--topology", choices=["ring", "hierarchical"], default=None,
+                   help="mock chip links: ring (default) or hierarchical (rings in groups, then across leaders)")
+    p.add_argument("--group-size", type=_positive, default=4, help="chips per group for hierarchical (default 4)")
 
 
 # --- commands -----------------------------------------------------------------------------------
@@ -198,6 +201,8 @@ def _cluster(args):
     from orchestrator.profiles import load_profile
     if args.cluster:
         cfg = load_cluster(args.cluster)
+        if args.topology:
+            raise OrchError("--topology is for the mock; a cluster file sets its own topology")
         if args.chips and args.chips != cfg.world:
             raise OrchError(f"--chips {args.chips} disagrees with the {cfg.world} chips of {args.cluster}; drop --chips")
         profile = load_profile(getattr(args, "profile", None) or cfg.profile)
@@ -205,7 +210,10 @@ def _cluster(args):
         n = args.chips or DEFAULT_MOCK_CHIPS
         check_mock_size(n)
         profile = load_profile(getattr(args, "profile", None))
-        cfg = mock_cluster(n, profile.name)
+        topo = args.topology or "ring"
+        if topo == "hierarchical" and n % args.group_size:
+            raise OrchError(f"--group-size {args.group_size} must divide the {n} chips")
+        cfg = mock_cluster(n, profile.name, topo, args.group_size if topo == "hierarchical" else 0)
     return cfg, profile
 
 

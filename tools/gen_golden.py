@@ -294,11 +294,12 @@ def gen_rope(rng) -> GoldenFile:
              (3, 16, 1, "wrap"), (3, 16, 2, "wrap"), (3, 16, 77777, "wrap"), (2, 64, 123456789, "random"),
              (4, 16, 3, "max"), (4, 16, 9, "min"), (2, 16, 6, "randtable")]
     for n_heads, hs, pos, kind in cases:
-        steps = theta_steps.get(hs, None) if kind in ("theta", "max", "min", "randtable") else None
-        if steps is None and kind != "wrap":
-            steps = rng.integers(0, top, hs // 2, dtype=np.uint64).astype(np.uint32)
-        if kind == "wrap":  # phases just below and past a full turn
+        if kind == "wrap":  # every pos * step lands just below a whole number of turns
             steps = (top - rng.integers(1, 1 << 12, hs // 2, dtype=np.uint64)).astype(np.uint32)
+        elif kind == "random":
+            steps = rng.integers(0, top, hs // 2, dtype=np.uint64).astype(np.uint32)
+        else:
+            steps = theta_steps[hs]
         v = rng.integers(-128, 127, n_heads * hs, endpoint=True)
         if kind == "max":
             v = np.full(n_heads * hs, 127)
@@ -373,7 +374,8 @@ def gen_attention(rng) -> GoldenFile:
     table = spec.exp2_table()
     cases = [(1, 16, 16, 0, "rand"), (5, 16, 32, 16, "rand"), (100, 64, 128, 64, "rand"),
              (1024, 64, 512, 192, "rand"), (1500, 32, 32, 0, "rand"), (17, 16, 64, 48, "max"),
-             (9, 16, 16, 0, "min"), (12, 64, 64, 0, "peaked"), (40, 16, 16, 0, "flat")]
+             (9, 16, 16, 0, "min"), (12, 64, 64, 0, "peaked"), (40, 16, 16, 0, "flat"),
+             (7, 20, 40, 20, "rand"), (30, 50, 64, 10, "rand"), (3, 6, 6, 0, "rand")]  # vector tails
     for n_pos, hs, stride, off, kind in cases:
         q = rng.integers(-128, 127, hs, endpoint=True)
         k = rng.integers(-128, 127, (n_pos, stride), endpoint=True)
@@ -424,6 +426,67 @@ def gen_swiglu(rng) -> GoldenFile:
             g.add("h1", h1, np.int8)
             g.add("h3", h3, np.int8)
             g.add("out", spec.swiglu_s8(h1, h3, lut, m, s), np.int8)
+    return g
+
+
+# --- encoder blocks (orchestrator/quant/spec_encoder.py) -----------------------------------------
+
+def gen_layernorm(rng) -> GoldenFile:
+    """per case: x i32[D], gain i32[D], bias i32[D], eps i32[1], out i8[D] = spec_encoder.layernorm_s32_s8."""
+    from orchestrator.quant import spec_encoder as enc
+
+    g = GoldenFile()
+
+    def add(x, gain, bias, eps):
+        x, gain, bias = (np.asarray(a, np.int64) for a in (x, gain, bias))
+        g.case()
+        g.add("x", x, np.int32)
+        g.add("gain", gain, np.int32)
+        g.add("bias", bias, np.int32)
+        g.add("eps", [eps], np.int32)
+        g.add("out", enc.layernorm_s32_s8(x, gain, bias, eps), np.int8)
+
+    # A float LayerNorm through the integer recipe must land within one step of the float result.
+    for d in (64, 768):
+        xf = rng.normal(0.0, 1.0, d) * rng.uniform(0.5, 4.0) + rng.uniform(-2.0, 2.0)
+        s_res = 8.0 / (1 << 16)
+        x = np.rint(xf / s_res).astype(np.int64)
+        gf, bf = rng.normal(1.0, 0.2, d), rng.normal(0.0, 0.3, d)
+        xr = x * s_res
+        ref = (xr - xr.mean()) / np.sqrt(xr.var() + 1e-5) * gf + bf
+        s_out = float(np.abs(ref).max()) / spec.Q_MAX
+        gq, bq = enc.layernorm_params(gf, bf, s_out)
+        eps = enc.eps_to_q(1e-5, s_res)
+        got = enc.layernorm_s32_s8(x, gq, bq, eps).astype(np.int64)
+        assert np.abs(got - np.rint(ref / s_out)).max() <= 1, "integer LayerNorm strays from the float one"
+        add(x, gq, bq, eps)
+    for d in (1, 7, 512):
+        add(rng.integers(-spec.RES_MAX, spec.RES_MAX, d, endpoint=True), rng.integers(-(1 << 22), 1 << 22, d),
+            rng.integers(-(1 << 24), 1 << 24, d), 1)
+    d = 16383
+    add(np.where(rng.random(d) < 0.5, -spec.RES_MAX, spec.RES_MAX), rng.integers(I32_MIN, I32_MAX, d, endpoint=True),
+        rng.integers(I32_MIN, I32_MAX, d, endpoint=True), 1)
+    add(np.full(64, 12345), rng.integers(-(1 << 20), 1 << 20, 64), rng.integers(-(1 << 22), 1 << 22, 64), 1)
+    add(np.full(64, -spec.RES_MAX), np.full(64, I32_MAX), np.full(64, I32_MIN), I32_MAX)
+    add([5, 6, 6, 6], [65536 * 20] * 4, [32768, -32768, 98304, -98304], 0)  # mean 5.75 -> 6, exact halves
+    add(np.zeros(8), rng.integers(-1000, 1000, 8), rng.integers(-1000, 1000, 8), 0)  # r == 0
+    return g
+
+
+def gen_gelu(rng) -> GoldenFile:
+    """per case: lut i8[256], x i8[n], out i8[n] = spec_encoder.gelu_s8."""
+    from orchestrator.quant import spec_encoder as enc
+
+    g = GoldenFile()
+    for s_in, approx in ((0.03, False), (0.05, True), (0.1, False)):
+        x = np.arange(-128, 128, dtype=np.float64) * s_in
+        s_out = float(np.abs(x).max()) / spec.Q_MAX
+        lut = enc.gelu_table(s_in, s_out, approx)
+        xs = np.concatenate([np.arange(-128, 128), rng.integers(-128, 127, 500, endpoint=True)])
+        g.case()
+        g.add("lut", lut, np.int8)
+        g.add("x", xs, np.int8)
+        g.add("out", enc.gelu_s8(xs, lut), np.int8)
     return g
 
 
@@ -637,7 +700,7 @@ GENERATORS = {
     "div_round": gen_div_round, "gemv": gen_gemv, "isqrt": gen_isqrt, "rmsnorm": gen_rmsnorm,
     "rope": gen_rope, "exp2": gen_exp2, "softmax": gen_softmax, "attention": gen_attention,
     "swiglu": gen_swiglu, "argmax": gen_argmax, "xorshift": gen_xorshift, "temperature": gen_temperature,
-    "sample": gen_sample, "layer": gen_layer,
+    "sample": gen_sample, "layernorm": gen_layernorm, "gelu": gen_gelu, "layer": gen_layer,
 }
 
 
@@ -646,7 +709,11 @@ def main(argv: list[str]) -> int:
         print("usage: gen_golden.py OUT_DIR", file=sys.stderr)
         return 2
     out = Path(argv[1])
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        print(f"gen_golden: cannot create the output directory {out}: {e.strerror}", file=sys.stderr)
+        return 1
     for name, gen in GENERATORS.items():
         # one child generator per file: editing one generator never changes another file's vectors
         rng = np.random.default_rng([SEED, zlib.crc32(name.encode())])

@@ -6,6 +6,8 @@
 #include "kernels/kernels.h"
 #include "kernels/arith.h"
 
+#define ATT_VEC_COLS 16u
+
 static int64_t exp2_neg_q30_s64(int32_t z, const int32_t *t)
 {
     const int lo_bits = KN_EXP2_FRAC_BITS - KN_EXP2_TABLE_BITS;
@@ -52,10 +54,14 @@ void attention_head_s8(const int8_t *q, const int8_t *k, const int8_t *v, uint32
                        uint32_t head_size, uint32_t kv_stride, int32_t soft_mult, int32_t soft_shift,
                        const int32_t *exp2_table, int32_t *scratch, int32_t *out)
 {
+    /* Loop bodies run a multiple of ATT_VEC_COLS so that gcc -O2 vectorises them (see gemv.c). */
+    const uint32_t body = head_size & ~(ATT_VEC_COLS - 1u);
     for (uint32_t t = 0; t < n_pos; t++) {
         const int8_t *kt = k + (size_t)t * kv_stride;
         int32_t s = 0;
-        for (uint32_t d = 0; d < head_size; d++)
+        for (uint32_t d = 0; d < body; d++)
+            s += (int16_t)kt[d] * (int16_t)q[d];
+        for (uint32_t d = body; d < head_size; d++)
             s += (int16_t)kt[d] * (int16_t)q[d];
         scratch[t] = s;
     }
@@ -68,7 +74,9 @@ void attention_head_s8(const int8_t *q, const int8_t *k, const int8_t *v, uint32
         /* A valid exp2 table keeps p in [0, 2^15] and sum(p) <= 2^15 + n_pos / 2, so these int32
          * sums cannot overflow; clamping p only matters for a corrupt table, and keeps it defined. */
         const int32_t p = scratch[t] < 0 ? 0 : (scratch[t] > (1 << KN_PROB_SHIFT) ? (1 << KN_PROB_SHIFT) : scratch[t]);
-        for (uint32_t d = 0; d < head_size; d++)
+        for (uint32_t d = 0; d < body; d++)
+            out[d] = (int32_t)((uint32_t)out[d] + (uint32_t)(p * vt[d]));
+        for (uint32_t d = body; d < head_size; d++)
             out[d] = (int32_t)((uint32_t)out[d] + (uint32_t)(p * vt[d]));
     }
 }

@@ -4,7 +4,7 @@
  * Layout of the work, and why:
  *   - x is widened to int16 once per column block, so the inner product is int16 x int16 -> int32:
  *     gcc turns that into pmaddwd on x86 (SMLAD is the Cortex-M4 equivalent, as in CMSIS-NN's q7
- *     to q15 path); int8 x int8 has no such instruction before AVX-512 VNNI.
+ *     to q15 path); baseline x86-64 (SSE2) has no exact int8 multiply-add.
  *   - four rows share each load of x;
  *   - the vector body runs a multiple of 32 columns: at -O2 gcc only vectorises loops whose trip
  *     count is a known multiple of the vector width (the "very cheap" cost model), and the < 32

@@ -41,7 +41,8 @@ int32_t requantize_s32(int32_t acc, int32_t mult, int32_t shift, int32_t lo, int
 /* Per-row multipliers (rq is rows x [mult, shift]) into int8 [-127, 127]. */
 void requantize_rows_s32_s8(const int32_t *acc, const int32_t *rq, int8_t *out, uint32_t rows);
 
-/* Per-row multipliers into int32 [lo, hi] (logits: lo = -KN_LOGIT_MAX, hi = KN_LOGIT_MAX). */
+/* Per-row multipliers into int32 [lo, hi] (logits: lo = -KN_LOGIT_MAX, hi = KN_LOGIT_MAX).
+ * out may be acc (in place). */
 void requantize_rows_s32(const int32_t *acc, const int32_t *rq, int32_t *out, uint32_t rows,
                          int32_t lo, int32_t hi);
 
@@ -120,6 +121,17 @@ void swiglu_s8(const int8_t *h1, const int8_t *h3, const int32_t *silu_lut, int3
 
 /* 1 if every SiLU entry is within int16 [-32767, 32767] (spec.silu_table clamps there). */
 int silu_lut_valid(const int32_t *silu_lut);
+
+/* ---- encoder blocks (encoder.c; spec: orchestrator/quant/spec_encoder.py) ---------------------- */
+
+/* LayerNorm to int8: mu = div_round(sum(x), dim), r = isqrt(floor(sum((x - mu)^2) / dim) + eps_q),
+ * out[i] = clamp(div_round((x[i] - mu) * gain_q16[i] + bias_q16[i] * r, r << 16), +-127).
+ * Spec range as for rmsnorm_s32_s8; r == 0 gives zeros. */
+void layernorm_s32_s8(const int32_t *x, const int32_t *gain_q16, const int32_t *bias_q16, int32_t eps_q,
+                      int8_t *out, uint32_t dim);
+
+/* out[i] = lut[x[i] + 128], the layer's 256-entry int8 GELU table. out may be x (in place). */
+void gelu_s8(const int8_t *x, const int8_t *lut, int8_t *out, uint32_t n);
 
 /* ---- next token (sample.c) --------------------------------------------------------------------- */
 

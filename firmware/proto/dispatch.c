@@ -43,6 +43,7 @@ static const char *type_name(uint8_t type)
 void proto_reply_error(const proto_handlers *h, void *ctx, uint16_t seq, uint16_t code, const char *text)
 {
     uint8_t payload[PROTO_ERROR_HEADER_BYTES + PROTO_ERROR_TEXT_MAX];
+    if (!h->reply) return;
     uint32_t n = proto_pack_error(payload, sizeof payload, code, text ? text : proto_error_text(code));
     h->reply(ctx, (uint8_t)PROTO_T_ERROR, seq, payload, n);
 }

@@ -3,7 +3,8 @@
  * last test chains all kernels through the tiny-test model (ChipSim, rank 0 of 1) and must match
  * every intermediate vector, the logits and the greedy tokens.
  *
- * Run: make PYTHON=.venv/bin/python build/golden/.stamp build/test_kernels && build/test_kernels build/golden
+ * Run from firmware/:
+ *   make PYTHON=../.venv/bin/python build/golden/.stamp build/test_kernels && build/test_kernels build/golden
  * (also with SAN=1 and build-san/). The golden file format is described in tools/gen_golden.py. */
 #include <stdint.h>
 #include <stdio.h>
@@ -528,6 +529,40 @@ static uint32_t t_sample(gv_file *f)
     return bad;
 }
 
+static uint32_t t_layernorm(gv_file *f)
+{
+    uint32_t bad = 0;
+    for (uint32_t cs = 0; cs < f->cases && !f->bad; cs++) {
+        uint32_t n;
+        const int32_t *x = gv_take(f, "x", GV_I32, &n);
+        const int32_t *gain = gv_take_n(f, "gain", GV_I32, n);
+        const int32_t *bias = gv_take_n(f, "bias", GV_I32, n);
+        const int32_t *eps = gv_take_n(f, "eps", GV_I32, 1);
+        const int8_t *out = gv_take_n(f, "out", GV_I8, n);
+        if (f->bad || !fits(f, n))
+            break;
+        layernorm_s32_s8(x, gain, bias, eps[0], g_s8, n);
+        bad += cmp_s8("layernorm_s32_s8", cs, g_s8, out, n);
+    }
+    return bad;
+}
+
+static uint32_t t_gelu(gv_file *f)
+{
+    uint32_t bad = 0;
+    for (uint32_t cs = 0; cs < f->cases && !f->bad; cs++) {
+        uint32_t n;
+        const int8_t *lut = gv_take_n(f, "lut", GV_I8, 256);
+        const int8_t *x = gv_take(f, "x", GV_I8, &n);
+        const int8_t *out = gv_take_n(f, "out", GV_I8, n);
+        if (f->bad || !fits(f, n))
+            break;
+        gelu_s8(x, lut, g_s8, n);
+        bad += cmp_s8("gelu_s8", cs, g_s8, out, n);
+    }
+    return bad;
+}
+
 /* ---- every kernel chained through a model ---------------------------------------------------- */
 
 #define LAYER_MAX_DIM    1024u
@@ -774,7 +809,8 @@ int main(int argc, char **argv)
         {"div_round", t_div_round}, {"gemv", t_gemv}, {"isqrt", t_isqrt}, {"rmsnorm", t_rmsnorm},
         {"rope", t_rope}, {"exp2", t_exp2}, {"softmax", t_softmax}, {"attention", t_attention},
         {"swiglu", t_swiglu}, {"argmax", t_argmax}, {"xorshift", t_xorshift},
-        {"temperature", t_temperature}, {"sample", t_sample}, {"layer", t_layer},
+        {"temperature", t_temperature}, {"sample", t_sample}, {"layernorm", t_layernorm},
+        {"gelu", t_gelu}, {"layer", t_layer},
     };
     uint32_t passed = 0, failed = 0;
     const uint16_t probe = 1;
@@ -794,7 +830,9 @@ int main(int argc, char **argv)
         if (rc == 0) {
             printf("  golden %s: missing (run tools/gen_golden.py %s)\n", f.path, dir);
             f.bad = 1;
-        } else if (rc > 0) {
+        } else if (rc < 0) {
+            f.bad = 1;
+        } else {
             bad = tests[i].run(&f);
             if (!f.bad && f.left != 0) {
                 printf("  golden %s: %u records left unread\n", f.path, f.left);

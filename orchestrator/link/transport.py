@@ -61,7 +61,7 @@ def _check_read_args(max_bytes: int, timeout_s: float) -> None:
 # ------------------------------------------------------------------------------- serial
 
 
-_BUSY_TEXT = ("could not exclusively lock", "resource busy", "device or resource busy", "resource temporarily unavailable")
+_BUSY_TEXT = ("could not exclusively lock", "resource busy", "resource temporarily unavailable")
 
 
 def _serial_open_error(url: str, exc: BaseException) -> ChipError:

@@ -32,7 +32,7 @@ def new_results_dir(base: str | Path, model: str, chips: int) -> Path:
 
 def _write_json(path: Path, obj) -> None:
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(obj, indent=1))
+    tmp.write_text(json.dumps(obj, separators=(",", ":")))  # compact: traces hold 10^4..10^6 records
     tmp.replace(path)
 
 
