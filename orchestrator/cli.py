@@ -232,12 +232,14 @@ def cmd_flash(args) -> int:
     with open_cluster(cfg, profile) as cluster:
         sizes = [c["size"] for c in shard_set.manifest["chips"]]
         with FlashProgress(cluster, sizes, quiet=args.json) as prog:
-            results = flash_cluster(cluster, shard_set, force=args.force, progress=prog.update)
+            results = flash_cluster(cluster, shard_set, force=args.force,
+                                    progress=None if args.json else prog.update)
     summary = {"model": model.config.name, "synthetic_weights": bool(model.config.synthetic),
                "chips": cfg.world, "profile": profile.name, "plan_id": shard_set.plan_id,
                "shards": str(shard_set.directory),
                "per_chip": [{"rank": r.rank, "port": r.port, "bytes": r.bytes, "seconds": round(r.seconds, 4),
-                             "mb_per_s": round(r.mb_per_s, 3), "skipped": r.skipped} for r in results]}
+                             "mb_per_s": round(r.mb_per_s, 3),
+                             "write_mb_per_s": round(r.write_mb_per_s, 3), "skipped": r.skipped} for r in results]}
     if args.json:
         print(json.dumps(summary))
     else:

@@ -17,12 +17,17 @@ class FlashResult:
     rank: int
     port: str
     bytes: int
-    seconds: float
+    seconds: float  # write, verify and commit
     skipped: bool
+    write_seconds: float = 0.0  # the pipelined writes alone: what the link limits
 
     @property
     def mb_per_s(self) -> float:
         return self.bytes / self.seconds / 1e6 if self.seconds > 0 and not self.skipped else 0.0
+
+    @property
+    def write_mb_per_s(self) -> float:
+        return self.bytes / self.write_seconds / 1e6 if self.write_seconds > 0 and not self.skipped else 0.0
 
 
 def flash_cluster(cluster: OpenCluster, shard_set, force: bool = False, progress=None) -> list[FlashResult]:
@@ -48,12 +53,13 @@ def flash_cluster(cluster: OpenCluster, shard_set, force: bool = False, progress
                             f"{ident.slot_bytes:,}-byte flash slot; use more chips")
         t0 = time.monotonic()
         s.write_region(data, 0, (lambda done, total: progress(chip.rank, done, total)) if progress else None)
+        t_write = time.monotonic() - t0
         crc = s.region_crc(0, len(data))
         if crc != entry["crc32"]:
             raise ChipError(f"{chip.label}: shard CRC on the chip is {crc:08x}, expected {entry['crc32']:08x}; "
                             "the link corrupted data: flash again")
         s.commit(len(data), crc, plan_id, chip.rank, cluster.world)
-        return FlashResult(chip.rank, chip.port, len(data), time.monotonic() - t0, False)
+        return FlashResult(chip.rank, chip.port, len(data), time.monotonic() - t0, False, t_write)
 
     results = cluster.parallel(one)
     errors = [(c, r) for c, r in zip(cluster.chips, results) if isinstance(r, Exception)]

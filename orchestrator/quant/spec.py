@@ -277,6 +277,8 @@ def temperature_multiplier(base_mult: int, base_shift: int, temp_q16: int) -> tu
     """
     if temp_q16 <= 0:
         raise ValueError("temperature must be positive for sampling")
+    if base_mult <= 0:
+        raise ValueError("the shard's temperature multiplier is not positive; the shard is corrupt")
     m = (base_mult << 16) // temp_q16
     s = base_shift
     if m == 0:

@@ -69,6 +69,7 @@ class FlashProgress:
                                  disable=quiet, transient=False)
         self.tasks = {c.rank: self.progress.add_task(f"chip {c.rank} [dim]{c.port}[/]", total=sizes[c.rank])
                       for c in cluster.chips}
+        self.shown = {c.rank: 0 for c in cluster.chips}
 
     def __enter__(self):
         self.progress.__enter__()
@@ -78,17 +79,21 @@ class FlashProgress:
         self.progress.__exit__(*exc)
 
     def update(self, rank: int, done: int, total: int) -> None:
-        self.progress.update(self.tasks[rank], completed=done, total=total)
+        # ACKs arrive every 4 KiB; redrawing for each would cost more than the write itself
+        if done - self.shown[rank] >= total // 256 or done == total:
+            self.shown[rank] = done
+            self.progress.update(self.tasks[rank], completed=done, total=total)
 
 
 def print_flash_summary(s: dict) -> None:
     t = Table(title=f"flashed {s['model']}" + (" (synthetic weights)" if s["synthetic_weights"] else "") +
               f" on {s['chips']} x {s['profile']}", title_justify="left", box=None, padding=(0, 1))
-    for col in ("rank", "port", "bytes", "seconds", "MB/s", ""):
+    for col in ("rank", "port", "bytes", "seconds", "MB/s", "write MB/s", ""):
         t.add_column(col, justify="left" if col in ("port", "") else "right")
     for c in s["per_chip"]:
         t.add_row(str(c["rank"]), c["port"], f"{c['bytes']:,}", "-" if c["skipped"] else f"{c['seconds']:.2f}",
                   "-" if c["skipped"] else f"{c['mb_per_s']:.2f}",
+                  "-" if c["skipped"] else f"{c['write_mb_per_s']:.2f}",
                   "[dim]skipped: already holds this shard[/]" if c["skipped"] else "[green]verified, committed[/]")
     console.print(t)
 
