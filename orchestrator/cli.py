@@ -315,8 +315,9 @@ def main(argv: list[str] | None = None) -> int:
     except OrchError as e:
         print(f"orch: error: {e}", file=sys.stderr)
         return e.exit_code
-    except KeyboardInterrupt:
-        print("orch: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as e:
+        where = f"; what arrived is saved in {e.args[0]}" if e.args else ""
+        print(f"orch: interrupted{where}", file=sys.stderr)
         return 130
     except BrokenPipeError:
         return 0

@@ -139,3 +139,25 @@ def test_killing_a_chip_mid_run_names_it_and_keeps_the_tokens(tmp_path, tinyllam
     assert len(saved) >= 10 and saved == seen
     res = json.loads((d / "results.json").read_text())
     assert res["status"] == "failed" and res["tokens"] == seen and "chip 2" in res["error"]
+
+
+def test_stories260k_gqa_on_1_2_4_chips_equals_the_reference(stories260k_path, tmp_path):
+    got = {}
+    for n in (1, 2, 4):
+        run_json("flash", "--chips", str(n), "--model", str(stories260k_path), "--json")
+        r = run_json("run", "--chips", str(n), "--tokens", "48", "--prompt-ids", "5,17,300", "--verify", "--json",
+                     "--results", str(tmp_path))
+        assert r["verify"]["match"], f"{n} chips: {r['verify']}"
+        assert r["model"] == "stories260K" and r["synthetic_weights"] is False
+        got[n] = r["tokens"]
+    assert got[1] == got[2] == got[4]
+
+
+def test_sampling_on_chips_equals_the_reference(tmp_path):
+    run_json("flash", "--chips", "2", "--model", "tiny-test", "--json")
+    a = run_json("run", "--chips", "2", "--tokens", "30", "--temperature", "0.9", "--seed", "11", "--verify",
+                 "--json", "--results", str(tmp_path))
+    b = run_json("run", "--chips", "2", "--tokens", "30", "--temperature", "0.9", "--seed", "12", "--json",
+                 "--results", str(tmp_path))
+    assert a["verify"]["match"], a["verify"]
+    assert a["tokens"] != b["tokens"]

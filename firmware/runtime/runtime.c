@@ -166,7 +166,10 @@ static int on_commit(void *ctx, uint16_t seq, const proto_commit *c) {
             return 0;
         }
     }
-    if (decoder_ram_bytes(&staged) > sizeof arena) {
+    hal_chip_info_t info;
+    hal_chip_info(&info);
+    uint64_t ram = decoder_ram_bytes(&staged);
+    if (ram > sizeof arena || ram > info.onchip_bytes + info.offchip_bytes) {
         send_error(seq, PROTO_E_NO_FIT, "shard's KV cache and activations do not fit this chip's working memory");
         return 0;
     }

@@ -27,7 +27,7 @@ def list_devices() -> dict:
                              "description": p.description if p.description != "n/a" else None,
                              "usb_id": f"{p.vid:04x}:{p.pid:04x}" if p.vid is not None else None,
                              "serial_number": p.serial_number})
-    usb, usb_error = [], None
+    usb_devices, usb_error = [], None
     try:
         import usb.core
         for dev in usb.core.find(find_all=True) or []:
@@ -37,10 +37,10 @@ def list_devices() -> dict:
                 entry["product"] = dev.product
             except (ValueError, usb.core.USBError, NotImplementedError):
                 pass  # no permission to read string descriptors: ids still identify the device
-            usb.append(entry)
+            usb_devices.append(entry)
     except Exception as e:  # no libusb backend on this machine
         usb_error = f"cannot list USB devices ({e.__class__.__name__}: {e}); install libusb-1.0 for USB chips"
-    return {"serial": serial_ports, "usb": usb, "usb_error": usb_error}
+    return {"serial": serial_ports, "usb": usb_devices, "usb_error": usb_error}
 
 
 def match_cluster(cfg, devices: dict) -> dict:

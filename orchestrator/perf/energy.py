@@ -87,24 +87,25 @@ class ChipEnergy:
         self.x = np.asarray(xs, dtype=float)
         self.y = {k: np.asarray(v, dtype=float) for k, v in ys.items()}
 
-    def cumulative(self, t: float) -> dict[str, float]:
-        """mW x cycles from the first record's start to t (idle before and after the records)."""
+    def cumulative(self, t):
+        """mW x cycles from the first record's start to t (idle before and after the records).
+
+        t may be a number or an array; the result has the same shape, per state."""
+        t = np.asarray(t, dtype=float)
         if len(self.x) == 0:
-            return {k: (self.idle_mw * t if k == "idle" else 0.0) for k in STATES}
+            return {k: (self.idle_mw * t if k == "idle" else np.zeros_like(t)) for k in STATES}
         out = {}
         for k in STATES:
-            v = float(np.interp(t, self.x, self.y[k]))
+            v = np.interp(t, self.x, self.y[k])
             if k == "idle":
-                if t < self.x[0]:
-                    v = self.idle_mw * (t - self.x[0])
-                elif t > self.x[-1]:
-                    v = self.y[k][-1] + self.idle_mw * (t - self.x[-1])
+                v = np.where(t < self.x[0], self.idle_mw * (t - self.x[0]), v)
+                v = np.where(t > self.x[-1], self.y[k][-1] + self.idle_mw * (t - self.x[-1]), v)
             out[k] = v
         return out
 
     def window_mj(self, a: float, b: float) -> dict[str, float]:
         ca, cb = self.cumulative(a), self.cumulative(b)
-        return {k: (cb[k] - ca[k]) / self.clock_hz for k in STATES}
+        return {k: float(cb[k] - ca[k]) / self.clock_hz for k in STATES}
 
 
 def cluster_window_mj(chips: list[ChipEnergy], a: float, b: float) -> dict[str, float]:
