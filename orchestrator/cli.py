@@ -249,7 +249,8 @@ def cmd_flash(args) -> int:
 
 def cmd_run(args) -> int:
     from orchestrator.cluster.connect import open_cluster
-    from orchestrator.cluster.run import RunRequest, run_cluster
+    from orchestrator.cluster.run import RunRequest
+    from orchestrator.report.results import record_run
     from orchestrator.report.console import TokenPrinter, print_run_summary
 
     if args.seed == 0 and args.temperature > 0:
@@ -264,10 +265,10 @@ def cmd_run(args) -> int:
     cfg, profile = _cluster(args)
     req = RunRequest(n_tokens=args.tokens, prompt_ids=list(prompt), temperature=args.temperature, seed=args.seed,
                      results_base=args.results, want_logits=args.verify, message_timeout_s=args.timeout)
-    printer = TokenPrinter(quiet=args.json)
+    printer = TokenPrinter(quiet=args.json, prompt=args.prompt if tokenizer else None)
     decode = (lambda prev, tok: tokenizer.decode_piece(prev, tok).decode("utf-8", "replace")) if tokenizer else None
     with open_cluster(cfg, profile) as cluster:
-        out = run_cluster(cluster, req, on_token=printer.token, decode=decode)
+        out = record_run(cluster, req, on_token=printer.token, decode=decode)
     printer.close()
     res = out.results
     verify = None
@@ -278,6 +279,8 @@ def cmd_run(args) -> int:
                "synthetic_weights": res["synthetic_weights"], "latency_ms_per_token": res["latency_ms_per_token"],
                "wall_s": res["wall_s"], "link_bytes_per_token": res.get("link_bytes_per_token"),
                "offchip_bytes_per_token": res.get("offchip_bytes_per_token"), "results_dir": str(out.results_dir)}
+    if tokenizer:
+        summary["text"] = printer.text
     if verify is not None:
         summary["verify"] = verify
     if args.json:

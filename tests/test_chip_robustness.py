@@ -57,7 +57,8 @@ def test_chip_survives_fuzzing_then_flashes_and_runs(tmp_path, tiny):
     from orchestrator.cluster.config import mock_cluster
     from orchestrator.cluster.connect import open_cluster
     from orchestrator.cluster.flash import flash_cluster
-    from orchestrator.cluster.run import RunRequest, run_cluster
+    from orchestrator.cluster.run import RunRequest
+    from orchestrator.report.results import record_run
     from orchestrator.partition.cache import get_shards, open_shards
     from orchestrator.partition.simulator import ClusterSim
     from orchestrator.profiles import load_profile
@@ -93,7 +94,7 @@ def test_chip_survives_fuzzing_then_flashes_and_runs(tmp_path, tiny):
 
         shards = get_shards(tiny, 1, prof)
         flash_cluster(cl, shards)
-        out = run_cluster(cl, RunRequest(20, results_base=tmp_path, want_logits=True))
+        out = record_run(cl, RunRequest(20, results_base=tmp_path, want_logits=True))
     ref = ClusterSim(open_shards(shards)[1]).generate([], 20)
     assert out.results["tokens"] == ref.tokens
     assert out.logits == [int(v) for v in ref.logits]

@@ -115,7 +115,8 @@ def test_killing_a_chip_mid_run_names_it_and_keeps_the_tokens(tmp_path, tinyllam
     from orchestrator.cluster.config import mock_cluster
     from orchestrator.cluster.connect import open_cluster
     from orchestrator.cluster.flash import flash_cluster
-    from orchestrator.cluster.run import RunFailed, RunRequest, run_cluster
+    from orchestrator.cluster.run import RunFailed, RunRequest
+    from orchestrator.report.results import record_run
     from orchestrator.partition.cache import get_shards
     from orchestrator.profiles import load_profile
 
@@ -131,7 +132,7 @@ def test_killing_a_chip_mid_run_names_it_and_keeps_the_tokens(tmp_path, tinyllam
                 os.kill(cl.mock.chips[2].process.pid, signal.SIGKILL)
 
         with pytest.raises(RunFailed) as ei:
-            run_cluster(cl, RunRequest(100, results_base=tmp_path, message_timeout_s=10), on_token=on_token)
+            record_run(cl, RunRequest(100, results_base=tmp_path, message_timeout_s=10), on_token=on_token)
     msg = str(ei.value)
     assert "chip 2" in msg and "SIGKILL" in msg and "\n" not in msg
     d = ei.value.results_dir

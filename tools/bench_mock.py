@@ -61,7 +61,8 @@ def main() -> int:
     from orchestrator.cluster.config import mock_cluster
     from orchestrator.cluster.connect import open_cluster
     from orchestrator.cluster.flash import flash_cluster
-    from orchestrator.cluster.run import RunRequest, run_cluster
+    from orchestrator.cluster.run import RunRequest
+    from orchestrator.report.results import record_run
     from orchestrator.model.synthetic import load_model
     from orchestrator.partition.cache import get_shards
     from orchestrator.profiles import load_profile
@@ -84,7 +85,7 @@ def main() -> int:
             walls = []
             for _ in range(args.repeat):
                 with tempfile.TemporaryDirectory() as d:
-                    out = run_cluster(cl, RunRequest(args.tokens, results_base=Path(d)))
+                    out = record_run(cl, RunRequest(args.tokens, results_base=Path(d)))
                 walls.append(out.results["wall_s"])
             best = min(walls)
             tps[n] = args.tokens / best

@@ -16,7 +16,6 @@ from orchestrator.errors import ChipError, InputError, OrchError
 from orchestrator.link.messages import Done, Logits, Run, Token, Topology, Trace
 from orchestrator.link.session import ChipReplyError
 from orchestrator.partition.cache import cache_root
-from orchestrator.report.results import ResultsWriter, new_results_dir
 
 RUN_FLAG_TRACE = 1
 RUN_FLAG_LOGITS = 2
@@ -94,8 +93,10 @@ def _reader(chip, out: queue.Queue, timeout_s: float) -> None:
         out.put((chip.rank, e))
 
 
-def run_cluster(cluster: OpenCluster, req: RunRequest, on_token=None, decode=None) -> RunOutcome:
-    """on_token(index, token_id, text_or_None) is called as tokens arrive (chip 0's stream)."""
+def run_cluster(cluster: OpenCluster, req: RunRequest, open_sink, on_token=None, decode=None) -> RunOutcome:
+    """Run once. open_sink(config) returns where collected data goes as it arrives (the report layer's
+    ResultsWriter: .dir, .tokens, .token(), .trace_records(), .finish()); on_token(index, token_id,
+    text_or_None) is called as tokens arrive (chip 0's stream)."""
     plan_id = check_chips(cluster)
     found = find_manifest(plan_id)
     manifest = found[0] if found else None
@@ -119,14 +120,14 @@ def run_cluster(cluster: OpenCluster, req: RunRequest, on_token=None, decode=Non
     clock_hz = cluster.profile.clock_hz
     offsets = alignment_offsets(fits, clock_hz, time.monotonic())
 
-    out_dir = new_results_dir(req.results_base, model_name, cluster.world)
     config = {"model": model_name, "synthetic_weights": bool(manifest and manifest["model"].get("synthetic_weights")),
               "chips": cluster.world, "profile": cluster.profile.name, "clock_hz": clock_hz,
               "cluster": cluster.config.name, "topology": cluster.config.topology,
               "ports": [c.port for c in cluster.chips], "plan_id": plan_id.hex(),
               "prompt_ids": req.prompt_ids, "n_tokens": req.n_tokens, "temperature": req.temperature,
               "seed": req.seed, "clock_alignment": [f.as_dict() for f in fits], "clock_offsets_cycles": offsets}
-    writer = ResultsWriter(out_dir, config)
+    writer = open_sink(config)
+    out_dir = writer.dir
     q: queue.Queue = queue.Queue()
     threads = []
     status, failure = "ok", None

@@ -101,11 +101,16 @@ def print_flash_summary(s: dict) -> None:
 class TokenPrinter:
     """Streams tokens to the terminal as they arrive: text with a tokenizer, ids without."""
 
-    def __init__(self, quiet: bool = False):
+    def __init__(self, quiet: bool = False, prompt: str | None = None):
         self.quiet = quiet
         self.n = 0
+        self.text = ""
+        if prompt and not quiet:
+            console.print(prompt, style="bold", end="", markup=False, highlight=False)
 
     def token(self, index: int, token: int, text: str | None) -> None:
+        if text is not None:
+            self.text += text
         if self.quiet:
             return
         import sys

@@ -136,3 +136,12 @@ def write_chrome_trace(path: Path, trace: dict[int, list[dict]], clock_hz: float
                                     "onchip_bytes": r["onchip_bytes"], "offchip_bytes": r["offchip_bytes"],
                                     "link_tx_bytes": r["link_tx_bytes"], "link_rx_bytes": r["link_rx_bytes"]}})
     _write_json(path, {"traceEvents": events, "displayTimeUnit": "ms"})
+
+
+def record_run(cluster, req, on_token=None, decode=None):
+    """Run on an open cluster and record it in a new folder under req.results_base (RunOutcome)."""
+    from orchestrator.cluster.run import run_cluster
+    return run_cluster(cluster, req,
+                       lambda config: ResultsWriter(new_results_dir(req.results_base, config["model"], config["chips"]),
+                                                    config),
+                       on_token=on_token, decode=decode)
