@@ -50,8 +50,12 @@ def alignment_offsets(fits: list[ClockFit], nominal_hz: float, t_ref: float) -> 
     return [v - at_ref[0] for v in at_ref]
 
 
-def barrier_offsets(first_starts: dict[int, int]) -> list[float]:
-    """Offsets that line up each chip's first phase (all chips start it right after the barrier)."""
-    base = first_starts.get(0, min(first_starts.values()))
+def barrier_offsets(first_starts: dict[int, int], exit_cycles: list[int] | None = None) -> list[float]:
+    """Offsets that line up each chip's first phase, which it starts right after RUN's barrier.
+
+    The barrier's last messages reach the chips a few link latencies apart; exit_cycles (the cost
+    model's per-chip barrier exit times, if known) take that out, making the alignment exact."""
     n = max(first_starts) + 1
-    return [float(first_starts.get(r, base) - base) for r in range(n)]
+    exits = exit_cycles if exit_cycles and len(exit_cycles) == n else [0] * n
+    base = first_starts.get(0, min(first_starts.values())) - exits[0]
+    return [float(first_starts.get(r, base) - exits[r] - base) for r in range(n)]

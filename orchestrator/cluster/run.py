@@ -123,6 +123,7 @@ def run_cluster(cluster: OpenCluster, req: RunRequest, open_sink, on_token=None,
     config = {"model": model_name, "synthetic_weights": bool(manifest and manifest["model"].get("synthetic_weights")),
               "chips": cluster.world, "profile": cluster.profile.name, "clock_hz": clock_hz,
               "cluster": cluster.config.name, "topology": cluster.config.topology,
+              "group_size": cluster.config.group_size,
               "ports": [c.port for c in cluster.chips], "plan_id": plan_id.hex(),
               "prompt_ids": req.prompt_ids, "n_tokens": req.n_tokens, "temperature": req.temperature,
               "seed": req.seed, "clock_alignment": [f.as_dict() for f in fits], "clock_offsets_cycles": offsets}

@@ -112,7 +112,10 @@ def simulate(plan, n_tokens: int, prompt_ids=(), topology: Topology | None = Non
     positions = n_prompt + n_tokens
     if positions > plan.context:
         raise InputError(f"prompt plus tokens ({positions} positions) exceed the plan's context of {plan.context}")
-    feed = list(input_tokens) if input_tokens is not None else [BOS] + list(prompt_ids) + [BOS] * (positions - 1 - n_prompt)
+    if input_tokens is not None:
+        feed = list(input_tokens)
+    else:
+        feed = [BOS] + list(prompt_ids) + [BOS] * (positions - 1 - n_prompt)
     if len(feed) < positions:
         raise InputError(f"input_tokens has {len(feed)} ids, the run needs {positions}")
     rates = ChipRates.from_profile(plan.profile)

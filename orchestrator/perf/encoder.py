@@ -70,19 +70,22 @@ def _split(total: int, world: int, rank: int) -> int:
     return (rank + 1) * total // world - rank * total // world
 
 
-def _chip_weights(shape: EncoderShape, world: int, rank: int) -> list[tuple[str, int, int]]:
-    """(stage, layer, bytes) of every int8 weight matrix chip rank holds (plus 8 B/row requant pairs)."""
+def _chip_weights(shape: EncoderShape, world: int, rank: int) -> list[tuple[str, int, int, int]]:
+    """(stage, layer, int8 weight bytes, requantization bytes) of every matrix chip rank holds.
+
+    Requantization pairs are 8 bytes per output row; a matrix split by input columns keeps every
+    output row, so its pairs are the only thing repeated across chips (as the decoder's Wo and W2)."""
     H, B, I, E = shape.hidden, shape.bottleneck, shape.intermediate, shape.embedding
     hc = _split(H, world, rank)
     hl = _split(shape.n_heads, world, rank) * shape.head_size
     il = _split(I, world, rank)
-    out = [("EMBED", -1, _split(shape.vocab_size, world, rank) * (E + 8)),
-           ("EMBED", -1, hc * (3 * E + 8)), ("EMBED", -1, shape.max_positions * hc)]
+    nv = _split(shape.vocab_size, world, rank)
+    out = [("EMBED", -1, nv * E, 8 * nv), ("EMBED", -1, hc * 3 * E, 8 * hc), ("EMBED", -1, shape.max_positions * hc, 0)]
     for l in range(shape.n_layers):
-        out += [("IN_BOTTLENECK", l, 3 * B * (hc + 8)),
-                ("ATTENTION", l, 2 * hl * (B + 8) + B * (hl + 8))]
-        out += [(f"FFN{k}", l, il * (B + 8) + B * (il + 8)) for k in range(shape.n_ffn)]
-        out += [("OUT_BOTTLENECK", l, hc * (B + 8))]
+        out += [("IN_BOTTLENECK", l, 3 * B * hc, 3 * 8 * B),
+                ("ATTENTION", l, 2 * hl * B + B * hl, 8 * (2 * hl + B))]
+        out += [(f"FFN{k}", l, 2 * il * B, 8 * (il + B)) for k in range(shape.n_ffn)]
+        out += [("OUT_BOTTLENECK", l, hc * B, 8 * hc)]
     return out
 
 
@@ -97,7 +100,7 @@ def _place(shape: EncoderShape, world: int, rank: int, profile) -> dict[tuple[st
     if home is None:
         raise InputError(f"{shape.name}: the activations of {S} tokens do not fit {profile.name}'s memories")
     free[home.name] -= act
-    weights = _chip_weights(shape, world, rank)
+    weights = [(st, l, w + rq) for st, l, w, rq in _chip_weights(shape, world, rank)]
     small = sorted((w for w in weights if w[2] < SMALL_TENSOR), key=lambda w: w[2])
     large = sorted((w for w in weights if w[2] >= SMALL_TENSOR), key=lambda w: -w[2])
     out: dict[tuple[str, int], list[int]] = {}

@@ -107,7 +107,8 @@ def estimate(model, chips: int, profile="siracusa", *, tokens: int = 16, prompt_
         kind, unit, name = "decoder", "token", cfg.name
     m = token_metrics(tl.records, prof)
     return Estimate(name, kind, chips, prof.name, topo.label(), unit, m.latency_ms, m.energy_mj, m.offchip_bytes,
-                    m.onchip_bytes, m.link_tx_bytes, m.macs, m.energy_by_state_mj, m.phase_ms, note, tokens if kind == "decoder" else 0, m, tl)
+                    m.onchip_bytes, m.link_tx_bytes, m.macs, m.energy_by_state_mj, m.phase_ms, note,
+                    tokens if kind == "decoder" else 0, m, tl)
 
 
 def with_gains(estimates: list[Estimate]) -> list[dict]:

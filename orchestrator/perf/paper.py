@@ -24,7 +24,8 @@ class PaperFigure:
 
 
 PAPER = (
-    PaperFigure("tl8_latency", "TinyLlama-42M, 8 chips: latency per token", "ms", 0.54, "tinyllama-42m", 8, "latency_ms"),
+    PaperFigure("tl8_latency", "TinyLlama-42M, 8 chips: latency per token", "ms", 0.54, "tinyllama-42m", 8,
+                "latency_ms"),
     PaperFigure("tl8_energy", "TinyLlama-42M, 8 chips: energy per token", "mJ", 0.64, "tinyllama-42m", 8, "energy_mj"),
     PaperFigure("tl8_speedup", "TinyLlama-42M, 8 chips: speedup over 1 chip", "x", 26.1, "tinyllama-42m", 8, "speedup"),
     PaperFigure("tl8_edp", "TinyLlama-42M, 8 chips: EDP gain over 1 chip", "x", 27.2, "tinyllama-42m", 8, "edp_gain"),

@@ -25,7 +25,8 @@ def open_meter(backend: str, **opts) -> PowerMeter:
         try:
             records, profile = opts.pop("trace_records_by_rank"), opts.pop("profile")
         except KeyError:
-            raise InputError("the mock meter synthesizes from a run: pass trace_records_by_rank= and profile=") from None
+            raise InputError("the mock meter synthesizes from a run: pass trace_records_by_rank= and "
+                             "profile=") from None
         return MockMeter(records, profile, **opts)
     if backend == "joulescope":
         from orchestrator.power.joulescope import JoulescopeMeter

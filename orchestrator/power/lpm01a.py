@@ -30,7 +30,8 @@ def find_port() -> str:
     if not ports:
         raise InputError("no LPM01A (PowerShield) found: plug it in (USB) or give port=/dev/ttyACM…")
     if len(ports) > 1:
-        raise InputError(f"{len(ports)} possible LPM01A ports ({', '.join(p.device for p in ports)}): choose one with port=...")
+        names = ", ".join(p.device for p in ports)
+        raise InputError(f"{len(ports)} possible LPM01A ports ({names}): choose one with port=...")
     return ports[0].device
 
 

@@ -159,7 +159,8 @@ def load_trace(path: str | Path) -> PowerTrace:
     except (OSError, UnicodeDecodeError) as e:
         raise InputError(f"{path}: unreadable power trace ({e})") from None
     if not lines or not lines[0].startswith(f"# {FORMAT} v{VERSION};"):
-        raise InputError(f"{path}: not an orch power trace v{VERSION} (first line must be '# {FORMAT} v{VERSION}; ...')")
+        raise InputError(f"{path}: not an orch power trace v{VERSION} "
+                         f"(first line must be '# {FORMAT} v{VERSION}; ...')")
     try:
         head = dict(kv.strip().split("=", 1) for kv in lines[0].split(";")[1:] if "=" in kv)
         rate, t0 = float(head["rate_hz"]), float(head["t0_s"])

@@ -70,8 +70,7 @@ class ResultsWriter:
         self._tokens_f.close()
         wall = time.monotonic() - self.t0
         if offsets is None and self.trace:
-            from orchestrator.cluster.clock import barrier_offsets
-            offsets = barrier_offsets({r: recs[0]["start_cycles"] for r, recs in self.trace.items() if recs})
+            offsets = self._barrier_alignment()
         self.config["clock_offsets_cycles"] = offsets
         summary = summarize(self.trace, clock_hz, offsets, n_tokens=len(self.tokens))
         res = {"status": status, **self.config, "tokens": self.tokens, "wall_s": round(wall, 4),
@@ -80,6 +79,21 @@ class ResultsWriter:
         _write_json(self.dir / "results.json", res)
         write_chrome_trace(self.dir / "trace.json", self.trace, clock_hz, offsets)
         return res
+
+
+    def _barrier_alignment(self) -> list[float]:
+        """Virtual clocks: line chips up on the start barrier's exit, which the cost model knows per chip."""
+        from orchestrator.cluster.clock import barrier_offsets
+        from orchestrator.perf import barrier_exit_cycles
+        first = {r: recs[0]["start_cycles"] for r, recs in self.trace.items() if recs}
+        topo = self.config.get("topology", "ring")
+        if topo == "hierarchical":
+            topo = f"hierarchical:{self.config.get('group_size') or 1}"
+        try:
+            exits = barrier_exit_cycles(self.config["chips"], self.config["profile"], topo)
+        except Exception:  # an unknown profile file: fall back to the first records alone
+            exits = None
+        return barrier_offsets(first, exits)
 
 
 def summarize(trace: dict[int, list[dict]], clock_hz: float, offsets: list[float] | None, n_tokens: int) -> dict:
@@ -138,10 +152,31 @@ def write_chrome_trace(path: Path, trace: dict[int, list[dict]], clock_hz: float
     _write_json(path, {"traceEvents": events, "displayTimeUnit": "ms"})
 
 
-def record_run(cluster, req, on_token=None, decode=None):
-    """Run on an open cluster and record it in a new folder under req.results_base (RunOutcome)."""
+def record_run(cluster, req, on_token=None, decode=None, power: str | None = None, power_opts: dict | None = None):
+    """Run on an open cluster and record it in a new folder under req.results_base (RunOutcome).
+
+    power: a meter backend (docs/power.md). A real meter records around the run; the mock meter
+    synthesizes the trace from the chips' records. Either way the power trace and the energy per token
+    and per phase join the results folder."""
     from orchestrator.cluster.run import run_cluster
-    return run_cluster(cluster, req,
-                       lambda config: ResultsWriter(new_results_dir(req.results_base, config["model"], config["chips"]),
-                                                    config),
-                       on_token=on_token, decode=decode)
+    meter = None
+    if power and power != "mock":
+        from orchestrator.power import open_meter
+        meter = open_meter(power, **(power_opts or {}))
+        meter.start()
+    try:
+        out = run_cluster(cluster, req,
+                          lambda config: ResultsWriter(new_results_dir(req.results_base, config["model"],
+                                                                       config["chips"]), config),
+                          on_token=on_token, decode=decode)
+    finally:
+        if meter is not None:
+            meter.stop()
+    if power:
+        from orchestrator.power import attach
+        trace = {int(k): v for k, v in out.results["trace"].items()}
+        extra = attach(out.results_dir, power, trace, cluster.profile, meter=meter,
+                       offsets=out.results.get("clock_offsets_cycles"), **(power_opts or {}))
+        out.results.update(extra)
+        _write_json(out.results_dir / "results.json", out.results)
+    return out
