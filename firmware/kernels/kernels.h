@@ -162,4 +162,49 @@ uint64_t sample_weights_s32(const int32_t *logits, uint32_t n, int32_t global_ma
  * "right")); n if target >= the total. */
 uint32_t sample_pick(const int32_t *w_q30, uint32_t n, uint64_t target);
 
+/* ---- encoder stream (encoder_seq.c; spec: orchestrator/quant/spec_bert.py) ---------------------- */
+
+#define KN_LN32_GAIN_SHIFT 16 /* layernorm_s32_s32 gains and biases are Q16 of the output scale */
+#define KN_ACT_CLASSES     6  /* power-of-two exponent classes of int8 activations; one activation table each */
+
+/* "rqb" arrays are (rows, 3): multiplier, shift, bias (int32, in the accumulator's scale).
+ * "norm5" arrays are (n, 5): gain, bias, then the int8 copy's multiplier, shift and exponent class of
+ * channel i. An activation of class c is read by products as x << c (its step is 2^c base steps). */
+
+/* out[i] = clamp(requant(acc[i] + bias[i]), +-127), the bias added in int64. */
+void requant_rqb_s32_s8(const int32_t *acc, const int32_t *rqb, int8_t *out, uint32_t n);
+
+/* out[i] = sat(sat(requant(acc[i] + bias[i])) + sat(requant(res[i], res_mult, res_shift))), saturating
+ * at +-KN_RES_MAX; res may be NULL (no residual). out may be acc (in place). */
+void add_rqb_s32(const int32_t *acc, const int32_t *rqb, const int32_t *res, int32_t res_mult, int32_t res_shift,
+                 int32_t *out, uint32_t n);
+
+/* layernorm_s32_s8's rule with gains and biases from norm5 and the output clamped to +-KN_RES_MAX. */
+void layernorm_s32_s32(const int32_t *x, const int32_t *norm5, int32_t eps_q, int32_t *out, uint32_t dim);
+
+/* MobileBERT's NoNorm: out[i] = clamp((x[i] * G[i] + B[i] + 2^(shift-1)) >> shift, +-KN_RES_MAX). */
+void nonorm_s32_s32(const int32_t *x, const int32_t *norm5, int32_t shift, int32_t *out, uint32_t n);
+
+/* The int8 copy of a norm output: out[i] = clamp(requant(x[i], norm5 multiplier and shift of i), +-127). */
+void copy_s32_s8(const int32_t *x, const int32_t *norm5, int8_t *out, uint32_t n);
+
+/* out[i] = x[i] << class[i] (class from norm5 column 4, or from an int8 class vector): the int16
+ * operand of gemv_s8_s16_s32. |out| <= 127 * 2^(KN_ACT_CLASSES-1). */
+void expand_norm_s16(const int8_t *x, const int32_t *norm5, int16_t *out, uint32_t n);
+void expand_cls_s16(const int8_t *x, const int8_t *cls, int16_t *out, uint32_t n);
+
+/* acc[r] = sum_c w[r][c] * x[c] for int8 w and int16 x, summed in int64 and wrapped to int32. */
+void gemv_s8_s16_s32(const int8_t *w, const int16_t *x, int32_t *acc, uint32_t rows, uint32_t cols);
+
+/* out[i] = lut[cls[i] * 256 + x[i] + 128]: each FFN unit reads its scale class's activation table. */
+void lut_cls_s8(const int8_t *x, const int8_t *cls, const int8_t *lut, int8_t *out, uint32_t n);
+
+/* out[i] = div_round(sum over rows s < n_valid of x[s * stride + i], n_valid) (int64 sum). */
+void pool_mean_s32(const int32_t *x, uint32_t stride, uint32_t n_valid, int32_t *out, uint32_t n);
+
+/* Load-time checks: multipliers in [2^30, 2^31), shifts in 1..62, classes in 0..KN_ACT_CLASSES-1. */
+int rqb_rows_valid(const int32_t *rqb, uint32_t rows);
+int norm5_valid(const int32_t *norm5, uint32_t n);
+int act_classes_valid(const int8_t *cls, uint32_t n);
+
 #endif

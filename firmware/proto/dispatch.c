@@ -36,6 +36,7 @@ static const char *type_name(uint8_t type)
     case PROTO_T_RUN: return "RUN";
     case PROTO_T_RESET: return "RESET";
     case PROTO_T_STATS: return "STATS";
+    case PROTO_T_RUN_ENCODER: return "RUN_ENCODER";
     default: return "type";
     }
 }
@@ -200,6 +201,25 @@ int proto_dispatch(const proto_frame *f, const proto_handlers *h, void *ctx)
         if (r.flags & ~PROTO_RUN_FLAGS_KNOWN) return reject_arg(f, h, ctx, "unknown flag bits");
         r.prompt_le = p + PROTO_RUN_HEADER_BYTES;
         return handled(f, h, ctx, h->run(ctx, f->seq, &r));
+    }
+
+    case PROTO_T_RUN_ENCODER: {
+        proto_run_encoder r;
+        if (!h->run_encoder) break;
+        if (f->len < PROTO_RUN_ENCODER_HEADER_BYTES)
+            return reject_length(f, h, ctx, PROTO_RUN_ENCODER_HEADER_BYTES, PROTO_MAX_PAYLOAD, " (12 + 5 * n_tokens)");
+        r.flags = proto_get_u32(p);
+        r.n_tokens = proto_get_u32(p + 4);
+        r.n_valid = proto_get_u32(p + 8);
+        /* Compare counts, not products: a huge n_tokens must not wrap 5 * n_tokens. */
+        if (r.n_tokens > PROTO_RUN_ENCODER_MAX_TOKENS || f->len - PROTO_RUN_ENCODER_HEADER_BYTES != 5u * r.n_tokens)
+            return reject_length(f, h, ctx, PROTO_RUN_ENCODER_HEADER_BYTES, PROTO_MAX_PAYLOAD, " (12 + 5 * n_tokens)");
+        if (r.n_tokens == 0u || r.n_valid == 0u || r.n_valid > r.n_tokens)
+            return reject_arg(f, h, ctx, "need 1 <= n_valid <= n_tokens");
+        if (r.flags & ~PROTO_RUN_ENCODER_FLAGS_KNOWN) return reject_arg(f, h, ctx, "unknown flag bits");
+        r.ids_le = p + PROTO_RUN_ENCODER_HEADER_BYTES;
+        r.segments = r.ids_le + 4u * r.n_tokens;
+        return handled(f, h, ctx, h->run_encoder(ctx, f->seq, &r));
     }
 
     case PROTO_T_RESET:

@@ -32,6 +32,7 @@ typedef struct {
     int (*run)(void *ctx, uint16_t seq, const proto_run *r);
     int (*reset)(void *ctx, uint16_t seq);
     int (*stats)(void *ctx, uint16_t seq);
+    int (*run_encoder)(void *ctx, uint16_t seq, const proto_run_encoder *r);
 } proto_handlers;
 
 /* What the dispatcher guarantees before calling a handler:
@@ -41,7 +42,9 @@ typedef struct {
  *   COMMIT: 1 <= world, rank < world, total_bytes > 0;
  *   CONFIGURE: 1 <= world, rank < world, known topology; ring has group_size 0, hierarchical a
  *   group_size >= 1 that divides world;
- *   RUN: no unknown flag bits.
+ *   RUN: no unknown flag bits;
+ *   RUN_ENCODER: 12 + 5 * n_tokens bytes, 1 <= n_tokens <= PROTO_RUN_ENCODER_MAX_TOKENS,
+ *   1 <= n_valid <= n_tokens, no unknown flag bits.
  * Range checks against the chip's memories and state stay with the handlers.
  * Returns PROTO_E_NONE when a handler answered, else the error code that was sent. */
 int proto_dispatch(const proto_frame *f, const proto_handlers *h, void *ctx);

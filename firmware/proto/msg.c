@@ -143,6 +143,20 @@ uint32_t proto_pack_done(uint8_t *p, uint32_t cap, const proto_done *d)
     return PROTO_DONE_BYTES;
 }
 
+uint32_t proto_pack_embedding(uint8_t *p, uint32_t cap, uint32_t first, uint32_t n_valid, const int32_t *values,
+                              uint32_t count)
+{
+    if (count > PROTO_EMBEDDING_MAX_COUNT) return 0;
+    uint32_t n = PROTO_EMBEDDING_HEADER_BYTES + 4u * count;
+    if (cap < n) return 0;
+    proto_put_u32(p, first);
+    proto_put_u32(p + 4, count);
+    proto_put_u32(p + 8, n_valid);
+    for (uint32_t i = 0; i < count; i++)
+        proto_put_u32(p + PROTO_EMBEDDING_HEADER_BYTES + 4u * i, (uint32_t)values[i]);
+    return n;
+}
+
 uint32_t proto_pack_error(uint8_t *p, uint32_t cap, uint16_t code, const char *text)
 {
     uint32_t n = 0;

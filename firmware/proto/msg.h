@@ -21,6 +21,7 @@
 #define PROTO_T_RUN             0x07u /* see proto_run -> OK, then TOKEN/TRACE/LOGITS..., DONE */
 #define PROTO_T_RESET           0x08u /* empty                         -> OK */
 #define PROTO_T_STATS           0x09u /* empty                         -> STATS_REPLY */
+#define PROTO_T_RUN_ENCODER     0x0Au /* see proto_run_encoder -> OK, then TRACE/EMBEDDING..., DONE */
 
 #define PROTO_T_IDENTIFY_REPLY  0x81u
 #define PROTO_T_ACK             0x82u /* offset u32, length u32 of the WRITE it acknowledges */
@@ -34,6 +35,7 @@
 #define PROTO_T_DONE            0x8Au /* status u16, reserved u16, tokens u32, cycles u64 */
 #define PROTO_T_ERROR           0x8Bu /* code u16, UTF-8 text (rest of the payload) */
 #define PROTO_T_STATS_REPLY     0x8Cu /* proto_counters as 8 x u32 */
+#define PROTO_T_EMBEDDING       0x8Du /* first u32, count u32, n_valid u32, count * s32 */
 
 /* ---- error codes (ERROR, NAK and DONE.status; 0 is success) ---- */
 #define PROTO_E_NONE            0u
@@ -62,7 +64,13 @@
 #define PROTO_PHASE_ALLREDUCE_FFN  4u
 #define PROTO_PHASE_CLASSIFIER     5u
 #define PROTO_PHASE_ARGMAX_REDUCE  6u
-/* 7..15 reserved for more decoder phases, 16..31 for encoder phases. */
+/* 7..15 reserved for more decoder phases, 16..31 for encoder phases. Encoders also use EMBED,
+ * ATTENTION, ALLREDUCE_ATT, FFN and ALLREDUCE_FFN. */
+#define PROTO_PHASE_ALLREDUCE_EMBED 16u /* the word-embedding rows (and BERT's position columns) */
+#define PROTO_PHASE_IN_BOTTLENECK   17u /* MobileBERT: my columns into the bottlenecks and values */
+#define PROTO_PHASE_ALLREDUCE_IN    18u
+#define PROTO_PHASE_OUT_BOTTLENECK  19u /* MobileBERT: my columns of the wide stream */
+#define PROTO_PHASE_POOL            20u /* the pooled sentence embedding of my columns */
 #define PROTO_PHASE_COUNT          7u
 #define PROTO_LAYER_NONE           0xFFu /* layer field of phases outside a block */
 
@@ -102,6 +110,11 @@
 #define PROTO_LOGITS_HEADER_BYTES  8u
 #define PROTO_LOGITS_MAX_COUNT     ((PROTO_MAX_PAYLOAD - PROTO_LOGITS_HEADER_BYTES) / 4u)
 #define PROTO_DONE_BYTES           16u
+#define PROTO_RUN_ENCODER_HEADER_BYTES 12u
+#define PROTO_RUN_ENCODER_MAX_TOKENS ((PROTO_MAX_PAYLOAD - PROTO_RUN_ENCODER_HEADER_BYTES) / 5u)
+#define PROTO_RUN_ENCODER_FLAGS_KNOWN PROTO_RUN_TRACE
+#define PROTO_EMBEDDING_HEADER_BYTES 12u
+#define PROTO_EMBEDDING_MAX_COUNT  ((PROTO_MAX_PAYLOAD - PROTO_EMBEDDING_HEADER_BYTES) / 4u)
 #define PROTO_ERROR_HEADER_BYTES   2u
 #define PROTO_ERROR_TEXT_MAX       200u
 
@@ -160,6 +173,14 @@ typedef struct {
     uint32_t       n_prompt;
     const uint8_t *prompt_le;       /* n_prompt u32 token ids, still in wire order */
 } proto_run;
+
+typedef struct {
+    uint32_t       flags;    /* PROTO_RUN_TRACE */
+    uint32_t       n_tokens; /* positions of the sequence, >= 1 */
+    uint32_t       n_valid;  /* 1..n_tokens: keys at positions >= n_valid are padding, masked out */
+    const uint8_t *ids_le;   /* n_tokens u32 token ids, still in wire order */
+    const uint8_t *segments; /* n_tokens u8 segment (token type) ids */
+} proto_run_encoder;
 
 /* Prompt ids stay in the frame buffer (no copy, no stack array); read them through this. */
 static inline uint32_t proto_run_prompt_id(const proto_run *r, uint32_t i)
@@ -230,6 +251,8 @@ void     proto_pack_trace_record(uint8_t *p, const proto_trace_record *r); /* wr
 uint32_t proto_pack_trace(uint8_t *p, uint32_t cap, const proto_trace_record *recs, uint32_t count);
 uint32_t proto_pack_logits(uint8_t *p, uint32_t cap, uint32_t first, const int32_t *values, uint32_t count);
 uint32_t proto_pack_done(uint8_t *p, uint32_t cap, const proto_done *d);
+uint32_t proto_pack_embedding(uint8_t *p, uint32_t cap, uint32_t first, uint32_t n_valid, const int32_t *values,
+                              uint32_t count);
 /* text is NUL-terminated and truncated to PROTO_ERROR_TEXT_MAX bytes. */
 uint32_t proto_pack_error(uint8_t *p, uint32_t cap, uint16_t code, const char *text);
 uint32_t proto_pack_counters(uint8_t *p, uint32_t cap, const proto_counters *c);

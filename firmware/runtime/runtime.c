@@ -15,6 +15,7 @@
 #include "proto/frame.h"
 #include "proto/msg.h"
 #include "runtime/decoder.h"
+#include "runtime/encoder.h"
 #include "runtime/model.h"
 #include "runtime/nvstore.h"
 
@@ -26,15 +27,19 @@ static uint8_t arena[RT_ARENA_BYTES];
 
 static struct {
     nvstore_t nv;
-    model_t model;
+    uint32_t kind;         /* SHARD_KIND_* of the loaded shard */
+    model_t model;         /* decoder shards */
     runbuf_t buf;
-    int loaded;            /* model and buf are valid */
+    enc_model_t enc;       /* encoder shards */
+    encbuf_t ebuf;
+    int loaded;            /* the model of `kind` and its buffers are valid */
     shard_error_t load_error;
     int configured;
     uint32_t rank, world;
     proto_decoder dec;
     proto_handlers handlers;
     trace_buf_t trace;
+    enc_trace_t enc_trace;
     uint8_t tx[PROTO_FRAME_WIRE_MAX];
     uint8_t payload[PROTO_MAX_PAYLOAD];
 } rt;
@@ -55,8 +60,15 @@ static void send_error(uint16_t seq, uint16_t code, const char *text) {
 
 /* --- shard loading ---------------------------------------------------------------------------- */
 
+static void set_load_error(const char *m) {
+    uint32_t i = 0;
+    for (; m[i] && i < sizeof rt.load_error.text - 1; i++) rt.load_error.text[i] = m[i];
+    rt.load_error.text[i] = 0;
+}
+
 static void load_active(void) {
     rt.loaded = 0;
+    rt.kind = 0;
     rt.load_error.text[0] = 0;
     if (rt.nv.active.seq == 0) return;
     const nv_commit_t *c = &rt.nv.active;
@@ -68,7 +80,18 @@ static void load_active(void) {
         rt.load_error.text[i] = 0;
         return;
     }
+    if (shard_model_kind(p, c->size) == SHARD_KIND_ENCODER) {
+        if (enc_shard_parse(p, c->size, &rt.enc, &rt.load_error) != 0) return;
+        if (encoder_bind(&rt.enc, &rt.ebuf, arena, sizeof arena) != 0) {
+            set_load_error("shard: the encoder's activations do not fit this chip's working memory");
+            return;
+        }
+        rt.kind = SHARD_KIND_ENCODER;
+        rt.loaded = 1;
+        return;
+    }
     if (shard_parse(p, c->size, &rt.model, &rt.load_error) != 0) return;
+    rt.kind = SHARD_KIND_DECODER;
     if (decoder_bind(&rt.model, &rt.buf, arena, sizeof arena) != 0) {
         const char *m = "shard: its KV cache and activations do not fit this chip's working memory";
         uint32_t i = 0;
@@ -149,28 +172,34 @@ static int on_commit(void *ctx, uint16_t seq, const proto_commit *c) {
     }
     /* Validate the staged shard completely before it may become active. */
     static model_t staged;
+    static enc_model_t staged_enc;
     shard_error_t err;
     const uint8_t *p = hal_nv_map(nvstore_slot_base(slot), c->total_bytes);
     if (!p) return PROTO_E_NV_IO;
-    if (shard_parse(p, c->total_bytes, &staged, &err) != 0) {
+    const int is_enc = shard_model_kind(p, c->total_bytes) == SHARD_KIND_ENCODER;
+    if (is_enc ? enc_shard_parse(p, c->total_bytes, &staged_enc, &err) != 0
+               : shard_parse(p, c->total_bytes, &staged, &err) != 0) {
         send_error(seq, PROTO_E_BAD_ARG, err.text);
         return 0;
     }
-    if (staged.rank != c->rank || staged.world != c->world) {
+    const uint32_t s_rank = is_enc ? staged_enc.rank : staged.rank, s_world = is_enc ? staged_enc.world : staged.world;
+    const uint8_t *s_plan = is_enc ? staged_enc.plan_id : staged.plan_id;
+    if (s_rank != c->rank || s_world != c->world) {
         send_error(seq, PROTO_E_BAD_ARG, "shard's rank or world differs from COMMIT's");
         return 0;
     }
     for (int i = 0; i < 32; i++) {
-        if (staged.plan_id[i] != c->plan_id[i]) {
+        if (s_plan[i] != c->plan_id[i]) {
             send_error(seq, PROTO_E_BAD_ARG, "shard's plan id differs from COMMIT's");
             return 0;
         }
     }
     hal_chip_info_t info;
     hal_chip_info(&info);
-    uint64_t ram = decoder_ram_bytes(&staged);
+    uint64_t ram = is_enc ? encoder_ram_bytes(&staged_enc) : decoder_ram_bytes(&staged);
     if (ram > sizeof arena || ram > info.onchip_bytes + info.offchip_bytes) {
-        send_error(seq, PROTO_E_NO_FIT, "shard's KV cache and activations do not fit this chip's working memory");
+        send_error(seq, PROTO_E_NO_FIT, is_enc ? "shard's activations do not fit this chip's working memory"
+                                               : "shard's KV cache and activations do not fit this chip's working memory");
         return 0;
     }
     nv_commit_t rec = {0, 0, c->total_bytes, crc, {0}, c->rank, c->world};
@@ -230,6 +259,10 @@ static int on_run(void *ctx, uint16_t seq, const proto_run *r) {
     if (!rt.loaded) {
         send_error(seq, PROTO_E_BAD_STATE,
                    rt.load_error.text[0] ? rt.load_error.text : "no shard committed: run `orch flash` first");
+        return 0;
+    }
+    if (rt.kind != SHARD_KIND_DECODER) {
+        send_error(seq, PROTO_E_BAD_STATE, "the committed shard is an encoder: it runs with RUN_ENCODER, not RUN");
         return 0;
     }
     if (!rt.configured) return PROTO_E_NOT_CONFIGURED;
@@ -300,6 +333,79 @@ static int on_run(void *ctx, uint16_t seq, const proto_run *r) {
     return 0;
 }
 
+static void flush_enc_trace(uint16_t seq) {
+    uint32_t i = 0;
+    while (i < rt.enc_trace.n) {
+        uint32_t k = rt.enc_trace.n - i;
+        if (k > PROTO_TRACE_MAX_RECORDS) k = PROTO_TRACE_MAX_RECORDS;
+        uint32_t n = proto_pack_trace(rt.payload, sizeof rt.payload, &rt.enc_trace.rec[i], k);
+        send_frame(NULL, PROTO_T_TRACE, seq, rt.payload, n);
+        i += k;
+    }
+    rt.enc_trace.n = 0;
+}
+
+/* One encoder inference over the sequence of the request (docs/protocol.md 3.5). */
+static int on_run_encoder(void *ctx, uint16_t seq, const proto_run_encoder *r) {
+    (void)ctx;
+    const enc_model_t *m = &rt.enc;
+    if (!rt.loaded) {
+        send_error(seq, PROTO_E_BAD_STATE,
+                   rt.load_error.text[0] ? rt.load_error.text : "no shard committed: run `orch flash` first");
+        return 0;
+    }
+    if (rt.kind != SHARD_KIND_ENCODER) {
+        send_error(seq, PROTO_E_BAD_STATE, "the committed shard is a decoder: it runs with RUN, not RUN_ENCODER");
+        return 0;
+    }
+    if (!rt.configured) return PROTO_E_NOT_CONFIGURED;
+    if (m->rank != rt.rank || m->world != rt.world) {
+        send_error(seq, PROTO_E_BAD_STATE, "the committed shard is for another rank or cluster size; flash again");
+        return 0;
+    }
+    if (r->n_tokens > m->context) {
+        send_error(seq, PROTO_E_BAD_ARG, "the sequence is longer than the shard's context");
+        return 0;
+    }
+    for (uint32_t i = 0; i < r->n_tokens; i++) {
+        if (proto_get_u32(r->ids_le + 4u * i) >= m->vocab_size) {
+            send_error(seq, PROTO_E_BAD_ARG, "a token id is outside the vocabulary");
+            return 0;
+        }
+        if (r->segments[i] >= m->type_vocab) {
+            send_error(seq, PROTO_E_BAD_ARG, "a segment id is outside the model's token types");
+            return 0;
+        }
+    }
+    send_ok(seq);
+
+    uint64_t t0 = hal_cycles();
+    int rc = coll_barrier();
+    uint16_t status = PROTO_E_NONE;
+    rt.enc_trace.n = 0;
+    if (rc == 0) rc = encoder_run(m, &rt.ebuf, r->ids_le, r->segments, r->n_tokens, r->n_valid, 0, &rt.enc_trace);
+    if (r->flags & PROTO_RUN_TRACE) flush_enc_trace(seq); else rt.enc_trace.n = 0;
+    if (rc != 0) status = link_error_code(rc);
+    if (status == PROTO_E_NONE) {
+        for (uint32_t i = 0; i < m->n_cols;) {
+            uint32_t k = m->n_cols - i;
+            if (k > PROTO_EMBEDDING_MAX_COUNT) k = PROTO_EMBEDDING_MAX_COUNT;
+            uint32_t n = proto_pack_embedding(rt.payload, sizeof rt.payload, m->col_start + i, r->n_valid,
+                                              rt.ebuf.pooled + i, k);
+            send_frame(NULL, PROTO_T_EMBEDDING, seq, rt.payload, n);
+            i += k;
+        }
+    } else {
+        rt.configured = 0;
+        send_error(seq, status, status == PROTO_E_LINK_TIMEOUT ? "a neighbour chip stopped answering"
+                                                               : "a chip-to-chip link was lost");
+    }
+    proto_done d = {status, r->n_tokens, hal_cycles() - t0};
+    uint32_t n = proto_pack_done(rt.payload, sizeof rt.payload, &d);
+    send_frame(NULL, PROTO_T_DONE, seq, rt.payload, n);
+    return 0;
+}
+
 static int on_reset(void *ctx, uint16_t seq) {
     (void)ctx;
     coll_abort();
@@ -332,6 +438,7 @@ void runtime_init(void) {
     rt.handlers.run = on_run;
     rt.handlers.reset = on_reset;
     rt.handlers.stats = on_stats;
+    rt.handlers.run_encoder = on_run_encoder;
     rt.configured = 0;
     (void)nvstore_open(&rt.nv);
     load_active();

@@ -74,14 +74,14 @@ static int expected(const model_t *m, uint32_t kind, uint32_t *dt, uint32_t *ndi
     }
 }
 
-static int header(const uint8_t *p, uint32_t size, model_t *m, shard_error_t *e, uint32_t *n_tensors) {
+int shard_check_common(const uint8_t *p, uint32_t size, uint32_t want_kind, shard_error_t *e, uint32_t *n_tensors) {
     if (size < SHARD_HEADER_BYTES) { fail(e, "truncated header", 0, 0); return -1; }
     if (rd32(p) != SHARD_MAGIC) { fail(e, "bad magic (not an orch shard)", 0, 0); return -1; }
     if (crc32_ieee(p, SHARD_HEADER_BYTES - 4) != rd32(p + SHARD_HEADER_BYTES - 4)) {
         fail(e, "header CRC mismatch", 0, 0);
         return -1;
     }
-    if (rd32(p + 4) != SHARD_FORMAT_VERSION || rd32(p + 8) != SHARD_HEADER_BYTES || rd32(p + 36) != 1u) {
+    if (rd32(p + 4) != SHARD_FORMAT_VERSION || rd32(p + 8) != SHARD_HEADER_BYTES || rd32(p + 36) != want_kind) {
         fail(e, "unsupported format version, header size or model kind", 0, 0);
         return -1;
     }
@@ -96,6 +96,20 @@ static int header(const uint8_t *p, uint32_t size, model_t *m, shard_error_t *e,
         fail(e, "tensor table CRC mismatch", 0, 0);
         return -1;
     }
+    *n_tensors = n;
+    return 0;
+}
+
+uint32_t shard_rd32(const uint8_t *p) { return rd32(p); }
+void shard_fail(shard_error_t *e, const char *what, uint32_t kind, uint32_t layer) { fail(e, what, kind, layer); }
+
+uint32_t shard_model_kind(const uint8_t *p, uint32_t size) {
+    return size >= SHARD_HEADER_BYTES ? rd32(p + 36) : 0u;
+}
+
+static int header(const uint8_t *p, uint32_t size, model_t *m, shard_error_t *e, uint32_t *n_tensors) {
+    uint32_t n;
+    if (shard_check_common(p, size, SHARD_KIND_DECODER, e, &n) != 0) return -1;
     m->rank = rd32(p + 28);
     m->world = rd32(p + 32);
     uint32_t *dims[] = {&m->dim, &m->hidden_dim, &m->n_layers, &m->n_heads, &m->n_kv_heads, &m->vocab_size,

