@@ -85,9 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", choices=["fp32", "int8"], default="int8", help="default: %(default)s")
     p.add_argument("--prompt-ids", type=_ids, default=[], metavar="IDS",
                    help="prompt token ids after BOS, e.g. '450,4996'")
-    p.add_argument("--temperature", type=_temperature, default=0.0, help="0 = greedy (default)")
-    p.add_argument("--seed", type=int, default=42, help="sampling seed, not 0 (default: %(default)s)")
-    p.add_argument("--tokenizer", default=None, help="llama2.c tokenizer.bin to print text as well as ids")
+    _add_sampling_args(p)
     p.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
     p.set_defaults(func=cmd_reference)
 
@@ -110,9 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     g = p.add_mutually_exclusive_group()
     g.add_argument("--prompt", default=None, help="prompt text (needs --tokenizer)")
     g.add_argument("--prompt-ids", type=_ids, default=[], metavar="IDS", help="prompt token ids, e.g. '450,4996'")
-    p.add_argument("--temperature", type=_temperature, default=0.0, help="0 = greedy (default)")
-    p.add_argument("--seed", type=int, default=42, help="sampling seed, not 0 (default: %(default)s)")
-    p.add_argument("--tokenizer", default=None, help="llama2.c tokenizer.bin: print text instead of ids")
+    _add_sampling_args(p)
     p.add_argument("--power", choices=["mock", "joulescope", "ppk2", "lpm01a"], default=None,
                    help="record a power trace: mock synthesizes it from the chips' trace records and the profile; "
                         "real meters need their extra installed (docs/power.md)")
@@ -148,6 +144,12 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
+def _add_sampling_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--temperature", type=_temperature, default=0.0, help="0 = greedy (default)")
+    p.add_argument("--seed", type=int, default=42, help="sampling seed, not 0 (default: %(default)s)")
+    p.add_argument("--tokenizer", default=None, help="llama2.c tokenizer.bin: print text as well as ids")
+
+
 def _add_cluster_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cluster", "-c", default=None, metavar="FILE",
                    help="cluster TOML file (see hil/clusters/); default: the loopback mock")
@@ -177,7 +179,13 @@ def cmd_plan(args) -> int:
     return 0
 
 
+def _check_seed(args) -> None:
+    if args.seed == 0 and args.temperature > 0:
+        raise OrchError("--seed 0 would make the sampler's xorshift generator stick at 0; use any other seed")
+
+
 def cmd_reference(args) -> int:
+    _check_seed(args)
     from orchestrator.model.synthetic import load_model
     from orchestrator.profiles import load_profile
 
@@ -346,8 +354,7 @@ def cmd_run(args) -> int:
     from orchestrator.report.results import record_run
     from orchestrator.report.console import TokenPrinter, print_run_summary
 
-    if args.seed == 0 and args.temperature > 0:
-        raise OrchError("--seed 0 would make the sampler's xorshift generator stick at 0; use any other seed")
+    _check_seed(args)
     tokenizer = None
     if args.tokenizer:
         from orchestrator.model.tokenizer import load_tokenizer
