@@ -81,26 +81,36 @@ class FrameCounters:
         return sum(getattr(self, f.name) for f in fields(self)) - self.frames_ok
 
 
+#: Code byte of a block of k non-zero bytes (k < 254), as a bytes object ready to join.
+_CODE = tuple(bytes((k + 1,)) for k in range(254))
+
+
 def cobs_encode(data: bytes) -> bytes:
     """COBS-encode (canonical: a final full block gets no empty block after it)."""
-    out = bytearray()
-    n = len(data)
-    pos = 0
-    while True:
-        zero = data.find(b"\x00", pos)
-        end = n if zero < 0 else zero
-        # Non-zero run data[pos:end]: full 254-byte blocks, then the rest with its zero.
-        while end - pos >= 254:
-            out.append(0xFF)
-            out += data[pos:pos + 254]
+    # Split at the zeros: each piece is one block (its code byte replaces the zero before it) unless
+    # it holds 254 or more bytes, which take full 0xFF blocks first. Pieces are short for typical
+    # data (int8 weights hold a zero every ~50 bytes), so this is a join of small slices, not a
+    # Python loop over bytes.
+    pieces = bytes(data).split(b"\x00")
+    last = len(pieces) - 1
+    out = []
+    append = out.append
+    for i, p in enumerate(pieces):
+        n = len(p)
+        if n < 254:
+            append(_CODE[n])
+            append(p)
+            continue
+        pos = 0
+        while n - pos >= 254:
+            append(b"\xff")
+            append(p[pos:pos + 254])
             pos += 254
-            if pos == n:
-                return bytes(out)
-        out.append(end - pos + 1)
-        out += data[pos:end]
-        if zero < 0:
-            return bytes(out)
-        pos = zero + 1
+        if pos < n or i < last:
+            # the rest of the run, or the empty block the zero after a full block needs
+            append(_CODE[n - pos])
+            append(p[pos:])
+    return b"".join(out)
 
 
 def cobs_decode(data: bytes) -> bytes:

@@ -154,13 +154,17 @@ class ChipSession:
         self._seq = (self._seq + 1) & 0xFFFF
         return self._seq
 
-    def _send(self, msg: Message, seq: int) -> None:
+    def _send(self, msg: Message, seq: int, batch: list[bytes] | None = None) -> None:
+        """Send one frame now, or add it to `batch` for one write of several frames later."""
         data = encode_frame(msg.TYPE, seq, msg.pack())
         if not self._synced:
             # A lone 0x00 ends whatever half frame the chip may hold from an earlier session.
             data = b"\x00" + data
             self._synced = True
-        self.transport.write(data)
+        if batch is None:
+            self.transport.write(data)
+        else:
+            batch.append(data)
 
     def _next_frame(self, deadline: float) -> Frame | None:
         """Next received frame, or None once the deadline (time.monotonic) has passed."""
@@ -341,6 +345,9 @@ class ChipSession:
         if total == 0:
             return
         window = self.effective_window
+        # Frames to send are collected and written together just before the loop waits for replies:
+        # one write (and one wake-up of the chip) per burst of ACKs instead of one per frame.
+        batch: list[bytes] = []
         inflight: dict[int, _InFlight] = {}  # by position in the region
         owner: dict[int, tuple[int, int]] = {}  # seq -> (position, send ordinal) of transmissions in flight
         ordinal = 0
@@ -356,7 +363,7 @@ class ChipSession:
             owner[seq] = (st.pos, ordinal)
             st.seqs.append(seq)
             st.ordinal = ordinal
-            self._send(Write(offset + st.pos, view[st.pos:st.pos + st.length].tobytes()), seq)
+            self._send(Write(offset + st.pos, view[st.pos:st.pos + st.length].tobytes()), seq, batch)
             st.deadline = time.monotonic() + self.timeout_s
 
         def retransmit(st: _InFlight, why: str) -> None:
@@ -368,11 +375,22 @@ class ChipSession:
             transmit(st)
 
         while next_pos < total or inflight:
-            while len(inflight) < window and next_pos < total:
+            if not self._inbox:  # about to wait for the chip: fill the window and send the batch
+                while len(inflight) < window and next_pos < total:
+                    st = _InFlight(next_pos, min(chunk, total - next_pos))
+                    inflight[st.pos] = st
+                    transmit(st)
+                    next_pos += st.length
+                if batch:
+                    self.transport.write(b"".join(batch))
+                    batch.clear()
+            elif not inflight:  # replies are queued but nothing is in flight: start the next frame
                 st = _InFlight(next_pos, min(chunk, total - next_pos))
                 inflight[st.pos] = st
                 transmit(st)
                 next_pos += st.length
+                self.transport.write(b"".join(batch))
+                batch.clear()
             frame = self._next_frame(min(s.deadline for s in inflight.values()))
             if frame is None:
                 now = time.monotonic()

@@ -2,7 +2,9 @@
 
 Static activation scales are calibrated by running the float reference (orchestrator/model/bert.py)
 over calibration inputs: for models with a tokenizer, the built-in English sentences below (none of
-them is a test sentence), else seeded random token sequences. Weights are int8 per output row.
+them is a test sentence), else seeded random token sequences. Weights are int8 per output row, rounded
+by GPTQ against the calibration inputs' Gram matrices (gptq_rows); FFN activation tables are coded with
+an offset per class (act_tables).
 
 The result holds whole (unpartitioned) integer tensors under plain names; the partition layer
 (orchestrator/partition/split_encoder.py) slices them per chip and gives them shard kinds.
@@ -19,10 +21,10 @@ import numpy as np
 from orchestrator.errors import InputError
 from orchestrator.quant import spec
 from orchestrator.quant.quantize import quantize_rows
-from orchestrator.quant.spec_bert import LN32_GAIN_SHIFT, act_range, act_table
+from orchestrator.quant.spec_bert import LN32_GAIN_SHIFT
 
 CALIB_SEED = 4321
-ENCODER_SPEC_VERSION = 1  # bump when the encoder's integer tensors change meaning (the shard cache keys on it)
+ENCODER_SPEC_VERSION = 2  # bump when the encoder's integer tensors change meaning (the shard cache keys on it)
 RES_SCALE = 1 << 16  # int32 sums and norm outputs: max |value| / 2^16 (256x headroom below RES_MAX)
 LAYER_PARAMS = 32
 SMALL_PARAMS = 8
@@ -77,18 +79,26 @@ class QuantEncoder:
 
 
 class Observer:
-    """max |activation| per (site, layer), per channel (the last axis) and overall."""
+    """max |activation| per (site, layer), per channel (the last axis) and overall; and, for the sites
+    that matrix products read, the Gram matrix sum(x^T x) of the rows (GPTQ's Hessian, gptq_rows)."""
+
+    GRAM_SITES = ("emb_out", "ctx", "att_out", "s", "out")  # plus ffn{f}_out and ffn{f}_g
 
     def __init__(self):
         self.chan: dict[tuple[str, int], np.ndarray] = {}
+        self.gram: dict[tuple[str, int], np.ndarray] = {}
 
     def __call__(self, site: str, layer: int, arr: np.ndarray) -> None:
         if not arr.size:
             return
-        m = np.abs(np.asarray(arr, dtype=np.float64)).reshape(-1, arr.shape[-1]).max(axis=0)
+        x = np.asarray(arr, dtype=np.float64).reshape(-1, arr.shape[-1])
+        m = np.abs(x).max(axis=0)
         key = (site, layer)
         old = self.chan.get(key)
         self.chan[key] = m if old is None else np.maximum(old, m)
+        if site in self.GRAM_SITES or (site.startswith("ffn") and site.endswith(("_out", "_g"))):
+            g = x.T @ x
+            self.gram[key] = g if key not in self.gram else self.gram[key] + g
 
     def get(self, site: str, layer: int = -1) -> float:
         v = self.chan.get((site, layer))
@@ -115,6 +125,34 @@ def channel_classes(amax: np.ndarray) -> tuple[float, np.ndarray]:
     base = max(float(np.median(amax)) / spec.Q_MAX, 1e-12)
     cls = np.clip(np.ceil(np.log2(np.maximum(amax / spec.Q_MAX, 1e-30) / base)), 0, ACT_CLASSES - 1).astype(np.int64)
     return base, cls
+
+
+def act_tables(kind: str, h_base: float) -> tuple[np.ndarray, float, np.ndarray]:
+    """Activation tables with an offset: (ACT_CLASSES, 256) int8 lut, g_base and the int64 zero of each class.
+
+    Entry k of class c codes act(k * h_base * 2^c) as v with act ~= (v + zero[c]) * g_base * 2^c. GELU and
+    ReLU outputs are one-sided (>= -0.17), so the 255 codes span [min, max] of the class's outputs instead
+    of +-max: twice the resolution of a symmetric code. A product reading v << c gains
+    sum_i w[r, i] * (zero[c_i] << c_i), an exact integer per output row that the quantizer adds to the bias.
+    """
+    k = np.arange(-128, 128, dtype=np.float64)
+    outs = [act_table_f64(kind, k * h_base * 2.0 ** c) for c in range(ACT_CLASSES)]
+    g_base = max(max((float(y.max()) - float(y.min())) / (2 * spec.Q_MAX) / 2.0 ** c for c, y in enumerate(outs)), 1e-12)
+    lut = np.zeros((ACT_CLASSES, 256), np.int8)
+    zero = np.zeros(ACT_CLASSES, np.int64)
+    for c, y in enumerate(outs):
+        code = np.rint(y / (g_base * 2.0 ** c))
+        zero[c] = int(code.max()) - spec.Q_MAX  # the largest output gets code +127
+        lut[c] = np.clip(code - zero[c], -spec.Q_MAX, spec.Q_MAX).astype(np.int8)
+    return lut, g_base, zero
+
+
+def act_table_f64(kind: str, x: np.ndarray) -> np.ndarray:
+    if kind == "relu":
+        return np.maximum(x, 0.0)
+    if kind == "gelu":
+        return np.array([0.5 * v * (1.0 + math.erf(v / math.sqrt(2.0))) for v in x])
+    return 0.5 * x * (1.0 + np.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x ** 3)))
 
 
 def calibration_inputs(model, n_random: int = 8, length: int = 24) -> list[list[int]]:
@@ -149,13 +187,63 @@ def _clip32(v: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(v), -(2 ** 31 - 1), 2 ** 31 - 1).astype(np.int64)
 
 
-def _rqb(w: np.ndarray, b: np.ndarray | None, s_in, s_out) -> tuple[np.ndarray, np.ndarray]:
+GPTQ_DAMP = 0.01  # GPTQ's damping: this fraction of the Gram matrix's mean diagonal is added to its diagonal
+GPTQ_BLOCK = 128
+
+
+def gptq_factor(gram: np.ndarray) -> np.ndarray | None:
+    """Upper Cholesky factor u of the damped inverse Gram matrix (inv(H) = u^T u), or None if H is singular
+    even after damping. Scaling the inputs by a constant scales u and leaves GPTQ's rounding unchanged, so
+    one factor serves every product that reads the same site."""
+    h = np.array(gram, dtype=np.float64)
+    n = h.shape[0]
+    dead = np.diag(h) <= 0
+    h[dead, dead] = 1.0  # an input that was always 0: nothing to compensate through it
+    h[np.diag_indices(n)] += GPTQ_DAMP * float(np.mean(np.diag(h)))
+    try:
+        return np.linalg.cholesky(np.linalg.inv(h)).T
+    except np.linalg.LinAlgError:
+        return None
+
+
+def gptq_rows(w: np.ndarray, u: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """Per-row int8 on quantize_rows' grid (scale = max|row| / 127), rounded by GPTQ (Frantar et al. 2022):
+    columns are quantized in order and each column's rounding error is spread over the columns not yet
+    quantized, weighted by the inverse of the inputs' Gram matrix, so the product's error on inputs like
+    the calibration ones shrinks (all-MiniLM-L6-v2: int8 weights alone, min cosine 0.995 -> 0.9985). Same
+    integer format as plain rounding; only which of the two nearest codes a weight gets changes.
+    """
+    w = w.astype(np.float64).copy()
+    rows, n = w.shape
+    amax = np.abs(w).max(axis=1)
+    amax[amax == 0] = 1.0
+    scale = amax / spec.Q_MAX
+    if u is None:
+        return quantize_rows(w)
+    q = np.zeros((rows, n), np.int8)
+    for b0 in range(0, n, GPTQ_BLOCK):
+        b1 = min(n, b0 + GPTQ_BLOCK)
+        wb = w[:, b0:b1]
+        err = np.zeros((rows, b1 - b0))
+        for j in range(b1 - b0):
+            i = b0 + j
+            qj = np.clip(np.rint(wb[:, j] / scale), -spec.Q_MAX, spec.Q_MAX)
+            q[:, i] = qj
+            e = (wb[:, j] - qj * scale) / u[i, i]
+            wb[:, j + 1:] -= np.outer(e, u[i, i + 1:b1])
+            err[:, j] = e
+        w[:, b1:] -= err @ u[b0:b1, b1:]
+    return q, scale
+
+
+def _rqb(w: np.ndarray, b: np.ndarray | None, s_in: float, s_out, gptq_u: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """int8 rows and (rows, 3) multiplier, shift, bias mapping acc + bias to s_out (scalar or per row).
 
-    s_in is the step of the input's class 0 (an input channel of class c counts 2^c of them).
+    s_in is the step of the input's class 0 (an input channel of class c counts 2^c of them). With the
+    factor of the inputs' Gram matrix (gptq_factor) the rows are rounded by GPTQ, else to nearest.
     """
-    s_in = np.broadcast_to(np.asarray(s_in, dtype=np.float64), (w.shape[1],))
-    q, s_w = quantize_rows(w.astype(np.float64) * s_in[None, :])
+    ws = w.astype(np.float64) * float(s_in)
+    q, s_w = quantize_rows(ws) if gptq_u is None else gptq_rows(ws, gptq_u)
     mult, shift = spec.quantize_multipliers(s_w / np.asarray(s_out, dtype=np.float64))
     bias = np.zeros(w.shape[0]) if b is None else _clip32(b.astype(np.float64) / s_w)
     return q, np.stack([mult.astype(np.int64), shift.astype(np.int64), bias], axis=1).astype(np.int32)
@@ -238,6 +326,13 @@ def quantize_encoder(model) -> QuantEncoder:
     t["emb_params"] = ep
     scales["embedding"] = {"sum": s_t, "out32": ns.s32}
     x32, x8 = ns.s32, ns.base  # the stream between blocks: int32 scale, class-0 step of its int8 copy
+    x_site = ("emb_out", -1)  # where the calibration saw the stream (its Gram matrix rounds the weights reading it)
+    factors: dict = {}
+
+    def gram(site):
+        if site not in factors:
+            factors[site] = gptq_factor(obs.gram[site]) if site in obs.gram else None
+        return factors[site]
     hs = cfg.head_size
 
     for l in range(cfg.n_layers):
@@ -248,46 +343,50 @@ def quantize_encoder(model) -> QuantEncoder:
         s_v = g("v") / Q
         if mb:
             s_ta, s_ts = g("bin_acc") / RES_SCALE, g("batt_acc") / RES_SCALE
-            wa, ra = _rqb(p("bin.w"), p("bin.b"), x8, s_ta)
-            ws, rs = _rqb(p("batt.w"), p("batt.b"), x8, s_ts)
-            wv, rv = _rqb(p("wv"), p("bv"), x8, s_v)
+            wa, ra = _rqb(p("bin.w"), p("bin.b"), x8, s_ta, gram(x_site))
+            ws, rs = _rqb(p("batt.w"), p("batt.b"), x8, s_ts, gram(x_site))
+            wv, rv = _rqb(p("wv"), p("bv"), x8, s_v, gram(x_site))
             t[f"layers.{l}.in"] = np.concatenate([wa, ws, wv])
             t[f"layers.{l}.in_rqb"] = np.concatenate([ra, rs, rv])
             na = _norm_site(cfg.norm, p("bin_norm.w"), p("bin_norm.b"), s_ta, ch("a", l), cfg.norm_eps, f"layer {l} input bottleneck")
             nsb = _norm_site(cfg.norm, p("batt_norm.w"), p("batt_norm.b"), s_ts, ch("s", l), cfg.norm_eps, f"layer {l} attention bottleneck")
             t[f"layers.{l}.bin_norm"], t[f"layers.{l}.batt_norm"] = na.norm, nsb.norm
             P[4], P[5] = na.arg, nsb.arg
-            qk_in, res32 = nsb.base, na.s32
+            qk_in, res32, qk_site = nsb.base, na.s32, ("s", l)
             sc.update({"a": na.s32, "s": nsb.s32})
         else:
-            qk_in, res32 = x8, x32
-            t[f"layers.{l}.wv"], t[f"layers.{l}.wv_rqb"] = _rqb(p("wv"), p("bv"), x8, s_v)
+            qk_in, res32, qk_site = x8, x32, x_site
+            t[f"layers.{l}.wv"], t[f"layers.{l}.wv_rqb"] = _rqb(p("wv"), p("bv"), x8, s_v, gram(x_site))
         s_q, s_k, s_o = g("q") / Q, g("k") / Q, g("ctx") / Q
-        t[f"layers.{l}.wq"], t[f"layers.{l}.wq_rqb"] = _rqb(p("wq"), p("bq"), qk_in, s_q)
-        t[f"layers.{l}.wk"], t[f"layers.{l}.wk_rqb"] = _rqb(p("wk"), p("bk"), qk_in, s_k)
+        t[f"layers.{l}.wq"], t[f"layers.{l}.wq_rqb"] = _rqb(p("wq"), p("bq"), qk_in, s_q, gram(qk_site))
+        t[f"layers.{l}.wk"], t[f"layers.{l}.wk_rqb"] = _rqb(p("wk"), p("bk"), qk_in, s_k, gram(qk_site))
         P[0], P[1] = spec.quantize_multiplier(s_q * s_k / math.sqrt(hs) * math.log2(math.e) * 65536.0)
         P[2], P[3] = spec.quantize_multiplier(s_v / (1 << spec.PROB_SHIFT) / s_o)
         s_t = g("att_sum") / RES_SCALE
-        t[f"layers.{l}.wo"], t[f"layers.{l}.wo_rqb"] = _rqb(p("wo"), p("bo"), s_o, s_t)
+        t[f"layers.{l}.wo"], t[f"layers.{l}.wo_rqb"] = _rqb(p("wo"), p("bo"), s_o, s_t, gram(("ctx", l)))
         P[9], P[10] = spec.quantize_multiplier(res32 / s_t)
         n_att = _norm_site(cfg.norm, p("att_norm.w"), p("att_norm.b"), s_t, ch("att_out", l), cfg.norm_eps,
                            f"layer {l} attention norm")
         t[f"layers.{l}.att_norm"] = n_att.norm
         P[11] = n_att.arg
-        y32, y8 = n_att.s32, n_att.base
+        y32, y8, y_site = n_att.s32, n_att.base, ("att_out", l)
         sc.update({"q": s_q, "k": s_k, "v": s_v, "ctx": s_o, "att_sum": s_t, "att_out": y32})
         for f in range(cfg.n_ffn):
             # FFN units in power-of-two classes: unit i's pre-activation step is base * 2^c[i], its
             # activation table is class c's, and W2 reads the activation with the same exponent class.
             h_base, h_cls = channel_classes(ch(f"ffn{f}_h", l))
             s_h = h_base * np.exp2(h_cls)
-            g_base = act_range(cfg.act, h_base) / Q
+            lut, g_base, g_zero = act_tables(cfg.act, h_base)
             s_tf = g(f"ffn{f}_sum") / RES_SCALE
-            t[f"layers.{l}.ffn{f}.w1"], t[f"layers.{l}.ffn{f}.w1_rqb"] = _rqb(p(f"ffn{f}.w1"), p(f"ffn{f}.b1"), y8, s_h)
+            t[f"layers.{l}.ffn{f}.w1"], t[f"layers.{l}.ffn{f}.w1_rqb"] = _rqb(p(f"ffn{f}.w1"), p(f"ffn{f}.b1"), y8, s_h, gram(y_site))
             t[f"layers.{l}.ffn{f}.cls"] = h_cls.astype(np.int8)
-            t[f"layers.{l}.ffn{f}.lut"] = np.stack([act_table(cfg.act, h_base * 2.0 ** c, g_base * 2.0 ** c)
-                                                    for c in range(ACT_CLASSES)])
-            t[f"layers.{l}.ffn{f}.w2"], t[f"layers.{l}.ffn{f}.w2_rqb"] = _rqb(p(f"ffn{f}.w2"), p(f"ffn{f}.b2"), g_base, s_tf)
+            t[f"layers.{l}.ffn{f}.lut"] = lut
+            w2, rqb2 = _rqb(p(f"ffn{f}.w2"), p(f"ffn{f}.b2"), g_base, s_tf,
+                              gram((f"ffn{f}_g", l)))
+            # the tables' offset: sum_i w[r, i] * (zero[c_i] << c_i), exact, enters each row's int32 bias
+            fold = w2.astype(np.int64) @ (g_zero[h_cls] << h_cls)
+            rqb2[:, 2] = np.clip(rqb2[:, 2].astype(np.int64) + fold, -(2 ** 31 - 1), 2 ** 31 - 1)
+            t[f"layers.{l}.ffn{f}.w2"], t[f"layers.{l}.ffn{f}.w2_rqb"] = w2, rqb2
             nf = _norm_site(cfg.norm, p(f"ffn{f}.norm.w"), p(f"ffn{f}.norm.b"), s_tf, ch(f"ffn{f}_out", l), cfg.norm_eps,
                             f"layer {l} FFN {f} norm")
             t[f"layers.{l}.ffn{f}.norm"] = nf.norm
@@ -296,19 +395,19 @@ def quantize_encoder(model) -> QuantEncoder:
             fp[2] = nf.arg
             t[f"layers.{l}.ffn{f}.params"] = fp
             sc.update({f"ffn{f}_h": h_base, f"ffn{f}_g": g_base, f"ffn{f}_sum": s_tf, f"ffn{f}_out": nf.s32})
-            y32, y8 = nf.s32, nf.base
+            y32, y8, y_site = nf.s32, nf.base, (f"ffn{f}_out", l)
         if mb:
             s_tb = g("bout_sum") / RES_SCALE
-            t[f"layers.{l}.bout"], t[f"layers.{l}.bout_rqb"] = _rqb(p("bout.w"), p("bout.b"), y8, s_tb)
+            t[f"layers.{l}.bout"], t[f"layers.{l}.bout_rqb"] = _rqb(p("bout.w"), p("bout.b"), y8, s_tb, gram(y_site))
             P[14], P[15] = spec.quantize_multiplier(x32 / s_tb)
             nb = _norm_site(cfg.norm, p("bout_norm.w"), p("bout_norm.b"), s_tb, ch("out", l), cfg.norm_eps,
                             f"layer {l} output bottleneck")
             t[f"layers.{l}.bout_norm"] = nb.norm
             P[16] = nb.arg
-            x32, x8 = nb.s32, nb.base
+            x32, x8, x_site = nb.s32, nb.base, ("out", l)
             sc.update({"bout_sum": s_tb, "out": x32})
         else:
-            x32, x8 = y32, y8
+            x32, x8, x_site = y32, y8, y_site
         t[f"layers.{l}.params"] = P
         scales[f"layers.{l}"] = sc
     scales["output32"] = x32
