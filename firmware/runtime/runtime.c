@@ -450,7 +450,7 @@ static void on_frame(void *ctx, const proto_frame *f) {
 }
 
 int runtime_poll(uint32_t timeout_ms) {
-    static uint8_t rx[4096];
+    static uint8_t rx[8192]; /* two frames: a 4 KiB WRITE frame arrives in one read */
     int n = hal_host_read(rx, sizeof rx, timeout_ms);
     if (n < 0) return n;
     proto_decoder_feed(&rt.dec, rx, (uint32_t)n, on_frame, NULL);

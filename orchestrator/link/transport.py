@@ -15,7 +15,9 @@ missing, no permission, device unplugged) raise ChipError saying what to do.
 from __future__ import annotations
 
 import errno
+import os
 import re
+import select
 from abc import ABC, abstractmethod
 from urllib.parse import urlsplit
 
@@ -127,6 +129,10 @@ class SerialTransport(Transport):
             raise _serial_open_error(url, e) from None
         self._port = port
         self._serial_exc = serial.SerialException
+        # Local ttys (device paths, pseudo-terminals) are read directly; URL ports (socket://,
+        # rfc2217://) have protocol handling in pyserial and go through its read().
+        import serial.serialposix
+        self._fd = port.fileno() if type(port) is serial.serialposix.Serial else None
 
     def write(self, data: bytes) -> None:
         if self._closed:
@@ -155,6 +161,16 @@ class SerialTransport(Transport):
             raise ChipError(f"read from {self.name} after it was closed")
         port = self._port
         try:
+            if self._fd is not None:
+                # A local tty: wait in select and take what is there in one read. Changing pyserial's
+                # timeout would reconfigure the tty (tcsetattr) on almost every call.
+                ready, _, _ = select.select([self._fd], [], [], timeout_s)
+                if not ready:
+                    return b""
+                data = os.read(self._fd, max_bytes)
+                if not data:
+                    raise OSError(errno.EIO, "device went away")
+                return data
             if port.timeout != timeout_s:
                 port.timeout = timeout_s
             # Block (in select) for the first byte, then take whatever else is already buffered.
