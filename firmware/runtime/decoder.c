@@ -5,6 +5,7 @@
  * up, after which every chip requantizes the same sum into its residual. Each phase declares its work
  * to hal_account() once, so the mock's virtual clock charges what the modelled MCU would spend. */
 #include "runtime/decoder.h"
+#include "runtime/trace.h"
 
 #include <stddef.h>
 
@@ -75,38 +76,8 @@ int decoder_bind(const model_t *m, runbuf_t *b, uint8_t *arena, uint64_t cap) {
 
 /* --- trace records: one per phase, cycle stamps and the work declared ---------------------------- */
 
-typedef struct {
-    proto_trace_record *r;
-    coll_link_stats link0;
-} phase_t;
-
-static phase_t phase_begin(trace_buf_t *t, uint32_t token_index, uint8_t phase, uint8_t layer) {
-    phase_t p = {NULL, {0, 0, 0, 0}};
-    if (t->n < RT_TRACE_MAX) {
-        p.r = &t->rec[t->n++];
-        p.r->token_index = token_index;
-        p.r->phase = phase;
-        p.r->layer = layer;
-        p.r->start_cycles = hal_cycles();
-        p.r->macs = p.r->onchip_bytes = p.r->offchip_bytes = 0;
-        p.r->link_tx_bytes = p.r->link_rx_bytes = 0;
-    }
-    coll_link_stats_get(&p.link0);
-    return p;
-}
-
-/* Declares the phase's work to the cycle counter (one roofline charge per phase) and closes it. */
-static void phase_end(phase_t *p, uint64_t macs, uint64_t onchip, uint64_t offchip) {
-    hal_account(macs, onchip, offchip);
-    if (!p->r) return;
-    coll_link_stats s;
-    coll_link_stats_get(&s);
-    p->r->macs = macs;
-    p->r->onchip_bytes = onchip;
-    p->r->offchip_bytes = offchip;
-    p->r->link_tx_bytes = (uint32_t)(s.tx_bytes - p->link0.tx_bytes);
-    p->r->link_rx_bytes = (uint32_t)(s.rx_bytes - p->link0.rx_bytes);
-    p->r->end_cycles = hal_cycles();
+static trace_phase_t phase_begin(trace_buf_t *t, uint32_t index, uint8_t phase, uint8_t layer) {
+    return trace_phase_begin(t->rec, RT_TRACE_MAX, &t->n, index, phase, layer);
 }
 
 /* Bytes a product reads: its weights and requantization pairs, split by where the weights live. */
@@ -124,7 +95,7 @@ static void linear_s8(const qlinear_t *w, const int8_t *x, int32_t *acc, int8_t 
 /* --- the phases ------------------------------------------------------------------------------- */
 
 static int embed(const model_t *m, runbuf_t *b, uint32_t token, uint32_t ti, trace_buf_t *t) {
-    phase_t p = phase_begin(t, ti, PROTO_PHASE_EMBED, PROTO_LAYER_NONE);
+    trace_phase_t p = phase_begin(t, ti, PROTO_PHASE_EMBED, PROTO_LAYER_NONE);
     uint32_t owner = 0;
     /* The vocabulary is split by rows in rank order, so the owner is found from the slices'
      * rule r*V/N, which every chip can evaluate. */
@@ -142,14 +113,14 @@ static int embed(const model_t *m, runbuf_t *b, uint32_t token, uint32_t ti, tra
         on += 8;
     }
     int rc = coll_broadcast(b->x, 4u * m->dim, owner);
-    phase_end(&p, 0, on, off);
+    trace_phase_end(&p, 0, on, off);
     return rc;
 }
 
 static void attention(const model_t *m, runbuf_t *b, uint32_t l, uint32_t pos, uint32_t ti, trace_buf_t *t) {
     const layer_t *L = &m->layers[l];
     uint32_t hs = m->head_size, nkv = m->n_kv_local * hs;
-    phase_t p = phase_begin(t, ti, PROTO_PHASE_ATTENTION, (uint8_t)l);
+    trace_phase_t p = phase_begin(t, ti, PROTO_PHASE_ATTENTION, (uint8_t)l);
     rmsnorm_s32_s8(b->x, L->att_norm, m->eps_q, b->xn, m->dim);
     linear_s8(&L->wq, b->xn, b->acc, b->q);
     linear_s8(&L->wk, b->xn, b->acc, b->k);
@@ -179,21 +150,21 @@ static void attention(const model_t *m, runbuf_t *b, uint32_t l, uint32_t pos, u
     charge_linear(&L->wo, &on, &off);
     uint64_t macs = (uint64_t)m->dim * (L->wq.rows + L->wk.rows + L->wv.rows) + (uint64_t)L->wo.rows * L->wo.cols +
                     2ull * m->n_heads_local * (pos + 1u) * hs;
-    phase_end(&p, macs, on, off);
+    trace_phase_end(&p, macs, on, off);
 }
 
 static int allreduce_into_residual(const model_t *m, runbuf_t *b, const qlinear_t *w, uint8_t phase,
                                    uint8_t layer, uint32_t ti, trace_buf_t *t) {
-    phase_t p = phase_begin(t, ti, phase, layer);
+    trace_phase_t p = phase_begin(t, ti, phase, layer);
     int rc = coll_allreduce_sum_s32(b->part, m->dim, b->scratch, b->scratch_n);
     if (rc == 0) residual_add_s32(b->x, b->part, w->rq, m->dim);
-    phase_end(&p, 0, 0, 0);
+    trace_phase_end(&p, 0, 0, 0);
     return rc;
 }
 
 static void ffn(const model_t *m, runbuf_t *b, uint32_t l, uint32_t ti, trace_buf_t *t) {
     const layer_t *L = &m->layers[l];
-    phase_t p = phase_begin(t, ti, PROTO_PHASE_FFN, (uint8_t)l);
+    trace_phase_t p = phase_begin(t, ti, PROTO_PHASE_FFN, (uint8_t)l);
     rmsnorm_s32_s8(b->x, L->ffn_norm, m->eps_q, b->xn, m->dim);
     linear_s8(&L->w1, b->xn, b->h1acc, b->h1);
     linear_s8(&L->w3, b->xn, b->h3acc, b->h3);
@@ -204,24 +175,24 @@ static void ffn(const model_t *m, runbuf_t *b, uint32_t l, uint32_t ti, trace_bu
     charge_linear(&L->w3, &on, &off);
     charge_linear(&L->w2, &on, &off);
     uint64_t macs = (uint64_t)m->dim * (L->w1.rows + L->w3.rows) + (uint64_t)L->w2.rows * L->w2.cols;
-    phase_end(&p, macs, on, off);
+    trace_phase_end(&p, macs, on, off);
 }
 
 static void classifier(const model_t *m, runbuf_t *b, uint32_t ti, trace_buf_t *t) {
-    phase_t p = phase_begin(t, ti, PROTO_PHASE_CLASSIFIER, PROTO_LAYER_NONE);
+    trace_phase_t p = phase_begin(t, ti, PROTO_PHASE_CLASSIFIER, PROTO_LAYER_NONE);
     rmsnorm_s32_s8(b->x, m->final_norm, m->eps_q, b->xn, m->dim);
     gemv_s8_s32(m->cls.w, b->xn, b->logits, m->cls.rows, m->cls.cols);
     requantize_rows_s32(b->logits, m->cls.rq, b->logits, m->cls.rows, -KN_LOGIT_MAX, KN_LOGIT_MAX);
     uint64_t on = 4u * m->dim, off = 0;
     charge_linear(&m->cls, &on, &off);
-    phase_end(&p, (uint64_t)m->cls.rows * m->cls.cols, on, off);
+    trace_phase_end(&p, (uint64_t)m->cls.rows * m->cls.cols, on, off);
 }
 
 /* Next token: local argmax, max-reduce over chips (ties to the lowest id); with a temperature,
  * the sampling of docs/int8-spec.md: every chip knows every chip's sum, draws the same target,
  * and the chip whose range holds it names the token in a second max-reduce. */
 static int next_token(const model_t *m, runbuf_t *b, sampler_t *s, uint32_t ti, trace_buf_t *t, uint32_t *next) {
-    phase_t p = phase_begin(t, ti, PROTO_PHASE_ARGMAX_REDUCE, PROTO_LAYER_NONE);
+    trace_phase_t p = phase_begin(t, ti, PROTO_PHASE_ARGMAX_REDUCE, PROTO_LAYER_NONE);
     uint32_t local = argmax_s32(b->logits, m->n_vocab_local);
     int32_t gmax;
     uint32_t gidx;
@@ -247,7 +218,7 @@ static int next_token(const model_t *m, runbuf_t *b, sampler_t *s, uint32_t ti, 
         }
     }
     *next = gidx;
-    phase_end(&p, 0, 0, 0);
+    trace_phase_end(&p, 0, 0, 0);
     return rc;
 }
 

@@ -8,6 +8,7 @@
  * this chip's columns (no message). Each phase declares its work to hal_account() once, with the
  * weights read once per inference (a matrix-matrix product reuses each weight over the S rows). */
 #include "runtime/encoder.h"
+#include "runtime/trace.h"
 
 #include <stddef.h>
 
@@ -81,37 +82,8 @@ int encoder_bind(const enc_model_t *m, encbuf_t *b, uint8_t *arena, uint64_t cap
 
 /* --- trace records ---------------------------------------------------------------------------- */
 
-typedef struct {
-    proto_trace_record *r;
-    coll_link_stats link0;
-} phase_t;
-
-static phase_t phase_begin(enc_trace_t *t, uint32_t run, uint8_t phase, uint8_t layer) {
-    phase_t p = {NULL, {0, 0, 0, 0}};
-    if (t->n < ENC_TRACE_MAX) {
-        p.r = &t->rec[t->n++];
-        p.r->token_index = run;
-        p.r->phase = phase;
-        p.r->layer = layer;
-        p.r->start_cycles = hal_cycles();
-        p.r->macs = p.r->onchip_bytes = p.r->offchip_bytes = 0;
-        p.r->link_tx_bytes = p.r->link_rx_bytes = 0;
-    }
-    coll_link_stats_get(&p.link0);
-    return p;
-}
-
-static void phase_end(phase_t *p, uint64_t macs, uint64_t onchip, uint64_t offchip) {
-    hal_account(macs, onchip, offchip);
-    if (!p->r) return;
-    coll_link_stats s;
-    coll_link_stats_get(&s);
-    p->r->macs = macs;
-    p->r->onchip_bytes = onchip;
-    p->r->offchip_bytes = offchip;
-    p->r->link_tx_bytes = (uint32_t)(s.tx_bytes - p->link0.tx_bytes);
-    p->r->link_rx_bytes = (uint32_t)(s.rx_bytes - p->link0.rx_bytes);
-    p->r->end_cycles = hal_cycles();
+static trace_phase_t phase_begin(enc_trace_t *t, uint32_t index, uint8_t phase, uint8_t layer) {
+    return trace_phase_begin(t->rec, ENC_TRACE_MAX, &t->n, index, phase, layer);
 }
 
 /* A product's weights (read once per inference) and its 12 bytes of rqb per row. */
@@ -163,7 +135,7 @@ static uint32_t rd32le(const uint8_t *p) {
 static int embed(const enc_model_t *m, encbuf_t *b, const uint8_t *ids, const uint8_t *segs, uint32_t S, uint32_t ri,
                  enc_trace_t *t) {
     const uint32_t E = m->emb_width, W = is_mb(m) ? E : m->hidden;
-    phase_t p = phase_begin(t, ri, PROTO_PHASE_EMBED, PROTO_LAYER_NONE);
+    trace_phase_t p = phase_begin(t, ri, PROTO_PHASE_EMBED, PROTO_LAYER_NONE);
     uint64_t on = 0, off = 0;
     for (uint32_t i = 0; i < S * W; i++) b->part[i] = 0;
     for (uint32_t s = 0; s < S; s++) {
@@ -179,12 +151,12 @@ static int embed(const enc_model_t *m, encbuf_t *b, const uint8_t *ids, const ui
     }
     if (!is_mb(m)) on += 2ull * S * m->n_cols + 16ull * S;
     on += 4ull * S * W;
-    phase_end(&p, 0, on, off);
+    trace_phase_end(&p, 0, on, off);
 
     p = phase_begin(t, ri, PROTO_PHASE_ALLREDUCE_EMBED, PROTO_LAYER_NONE);
     int rc = allreduce(m, b, S, W);
     if (rc == 0) clamp_res(b->part, S * W);
-    phase_end(&p, 0, 0, 0);
+    trace_phase_end(&p, 0, 0, 0);
     if (rc != 0) return rc;
 
     const int32_t *ep = m->emb_params;
@@ -224,7 +196,7 @@ static int embed(const enc_model_t *m, encbuf_t *b, const uint8_t *ids, const ui
         }
     }
     on += 9ull * S * H;
-    phase_end(&p, macs, on, off);
+    trace_phase_end(&p, macs, on, off);
     return 0;
 }
 
@@ -347,14 +319,14 @@ int encoder_run(const enc_model_t *m, encbuf_t *b, const uint8_t *ids, const uin
         const enc_layer_t *L = &m->layers[l];
         const int32_t *P = L->params;
         uint64_t macs = 0, on = 0, off = 0;
-        phase_t p;
+        trace_phase_t p;
         if (is_mb(m)) {
             p = phase_begin(t, ri, PROTO_PHASE_IN_BOTTLENECK, (uint8_t)l);
             in_partial(m, b, L, x_norm, S, &macs, &on, &off);
-            phase_end(&p, macs, on, off);
+            trace_phase_end(&p, macs, on, off);
             p = phase_begin(t, ri, PROTO_PHASE_ALLREDUCE_IN, (uint8_t)l);
             rc = allreduce(m, b, S, 3u * B);
-            phase_end(&p, 0, 0, 0);
+            trace_phase_end(&p, 0, 0, 0);
             if (rc != 0) break;
             macs = on = off = 0;
             p = phase_begin(t, ri, PROTO_PHASE_ATTENTION, (uint8_t)l);
@@ -364,31 +336,31 @@ int encoder_run(const enc_model_t *m, encbuf_t *b, const uint8_t *ids, const uin
             p = phase_begin(t, ri, PROTO_PHASE_ATTENTION, (uint8_t)l);
             attention(m, b, L, b->x8, H, x_norm, x_norm, S, n_valid, &macs, &on, &off);
         }
-        phase_end(&p, macs, on, off);
+        trace_phase_end(&p, macs, on, off);
         p = phase_begin(t, ri, PROTO_PHASE_ALLREDUCE_ATT, (uint8_t)l);
         rc = allreduce(m, b, S, B);
         if (rc == 0)
             add_norm(m, b, L->wo.rqb, is_mb(m) ? b->a32 : b->x32, P[9], P[10], L->att_norm, P[11], S);
         y_norm = L->att_norm;
-        phase_end(&p, 0, 9ull * S * B, 0);
+        trace_phase_end(&p, 0, 9ull * S * B, 0);
         for (uint32_t k = 0; k < m->n_ffn && rc == 0; k++) {
             const enc_ffn_t *F = &L->ffn[k];
             macs = on = off = 0;
             p = phase_begin(t, ri, PROTO_PHASE_FFN, (uint8_t)l);
             ffn_partial(m, b, F, y_norm, S, &macs, &on, &off);
-            phase_end(&p, macs, on, off);
+            trace_phase_end(&p, macs, on, off);
             p = phase_begin(t, ri, PROTO_PHASE_ALLREDUCE_FFN, (uint8_t)l);
             rc = allreduce(m, b, S, B);
             if (rc == 0) add_norm(m, b, F->w2.rqb, b->y32, F->params[0], F->params[1], F->norm, F->params[2], S);
             y_norm = F->norm;
-            phase_end(&p, 0, 9ull * S * B, 0);
+            trace_phase_end(&p, 0, 9ull * S * B, 0);
         }
         if (rc != 0) break;
         if (is_mb(m)) {
             macs = on = off = 0;
             p = phase_begin(t, ri, PROTO_PHASE_OUT_BOTTLENECK, (uint8_t)l);
             out_bottleneck(m, b, L, y_norm, S, &macs, &on, &off);
-            phase_end(&p, macs, on, off);
+            trace_phase_end(&p, macs, on, off);
             x_norm = L->bout_norm;
         } else {
             x_norm = y_norm;
@@ -400,13 +372,13 @@ int encoder_run(const enc_model_t *m, encbuf_t *b, const uint8_t *ids, const uin
         }
     }
     if (rc != 0) return rc;
-    phase_t p = phase_begin(t, ri, PROTO_PHASE_POOL, PROTO_LAYER_NONE);
+    trace_phase_t p = phase_begin(t, ri, PROTO_PHASE_POOL, PROTO_LAYER_NONE);
     const int32_t *x = is_mb(m) ? b->x32 : b->x32 + m->col_start;
     if (m->pooling == ENC_POOL_CLS) {
         for (uint32_t j = 0; j < m->n_cols; j++) b->pooled[j] = x[j];
     } else {
         pool_mean_s32(x, H, n_valid, b->pooled, m->n_cols);
     }
-    phase_end(&p, 0, 4ull * n_valid * m->n_cols, 0);
+    trace_phase_end(&p, 0, 4ull * n_valid * m->n_cols, 0);
     return 0;
 }
