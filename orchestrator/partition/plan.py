@@ -163,29 +163,38 @@ def allreduce_bytes_per_token(cfg, world: int) -> int:
     return 2 * cfg.n_layers * ring + cfg.dim * 4 + 8 * (world - 1)
 
 
-def _place(profile, cfg, sl: ChipSlice, context: int) -> ChipPlan:
+def place(profile, data: dict[str, int], tensors: list[TensorSpec], no_fit) -> tuple[dict[str, str], dict[str, int]]:
+    """The memory planner: working data first (on-chip data memory, else off-chip), then the tensors.
+
+    Small tensors (tables, requantization parameters) go first so they always stay on chip; then the
+    weight matrices largest first, which packs the on-chip weight memories best (first-fit decreasing).
+    Sets each tensor's placement; returns where each data item went and the bytes used per memory.
+    Calls no_fit() (which returns the error to raise) when something fits nowhere."""
     free = {m.name: m.bytes for m in profile.memories}
-    data = data_bytes(cfg, sl, context)
     data_place = {}
     for what, nbytes in sorted(data.items(), key=lambda kv: kv[1]):
         home = next((m.name for m in profile.onchip if "data" in m.holds and free[m.name] >= nbytes), None) or \
             next((m.name for m in profile.offchip if "data" in m.holds and free[m.name] >= nbytes), None)
         if home is None:
-            raise _no_fit(profile, cfg, sl.world, context)
+            raise no_fit()
         free[home] -= nbytes
         data_place[what] = home
-    tensors = tensor_specs(cfg, sl)
-    # Small tensors (tables, requantization parameters) first so they always stay on chip; then the
-    # weight matrices largest first, which packs the on-chip weight memories best (first-fit decreasing).
     small = sorted((t for t in tensors if t.nbytes < SMALL_TENSOR), key=lambda t: t.nbytes)
     large = sorted((t for t in tensors if t.nbytes >= SMALL_TENSOR), key=lambda t: -t.nbytes)
     for t in small + large:
         home = next((m for m in profile.onchip if "weights" in m.holds and free[m.name] >= t.nbytes), None) or \
             next((m for m in profile.offchip if "weights" in m.holds and free[m.name] >= t.nbytes), None)
         if home is None:
-            raise _no_fit(profile, cfg, sl.world, context)
+            raise no_fit()
         free[home.name] -= t.nbytes
         t.placement, t.onchip = home.name, home.kind == "onchip"
+    return data_place, {m.name: m.bytes - free[m.name] for m in profile.memories}
+
+
+def _place(profile, cfg, sl: ChipSlice, context: int) -> ChipPlan:
+    data = data_bytes(cfg, sl, context)
+    tensors = tensor_specs(cfg, sl)
+    data_place, use = place(profile, data, tensors, lambda: _no_fit(profile, cfg, sl.world, context))
 
     def per_token(t: TensorSpec) -> int:
         """Bytes of t read per token: weights entirely, except a non-tied embedding (one row)."""
@@ -204,7 +213,6 @@ def _place(profile, cfg, sl: ChipSlice, context: int) -> ChipPlan:
     if cfg.shared_classifier:
         macs += sl.n_vocab * cfg.dim
     macs += cfg.n_layers * 2 * sl.n_heads * cfg.head_size * (context // 2)
-    use = {m.name: m.bytes - free[m.name] for m in profile.memories}
     return ChipPlan(sl, tensors, data, data_place, use, macs, on, off, allreduce_bytes_per_token(cfg, sl.world))
 
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from orchestrator.errors import InputError
-from orchestrator.partition.plan import SMALL_TENSOR, ChipPlan, Plan, TensorSpec
+from orchestrator.partition.plan import ChipPlan, Plan, TensorSpec, place
 from orchestrator.partition.split import GLOBAL, split_range
 
 # name -> (kind, split rule). Rules: rep (replicated), vocab (rows by vocabulary), hrows / hcols (rows /
@@ -228,26 +228,9 @@ def allreduces_per_layer(cfg) -> int:
 
 
 def _place_encoder(profile, cfg, sl: EncSlice, context: int) -> ChipPlan:
-    free = {m.name: m.bytes for m in profile.memories}
     data = encoder_data_bytes(cfg, sl, context)
-    data_place = {}
-    for what, nbytes in sorted(data.items(), key=lambda kv: kv[1]):
-        home = next((m.name for m in profile.onchip if "data" in m.holds and free[m.name] >= nbytes), None) or \
-            next((m.name for m in profile.offchip if "data" in m.holds and free[m.name] >= nbytes), None)
-        if home is None:
-            raise _no_fit(profile, cfg, sl.world, context)
-        free[home] -= nbytes
-        data_place[what] = home
     tensors = enc_tensor_specs(cfg, sl)
-    small = sorted((t for t in tensors if t.nbytes < SMALL_TENSOR), key=lambda t: t.nbytes)
-    large = sorted((t for t in tensors if t.nbytes >= SMALL_TENSOR), key=lambda t: -t.nbytes)
-    for t in small + large:
-        home = next((m for m in profile.onchip if "weights" in m.holds and free[m.name] >= t.nbytes), None) or \
-            next((m for m in profile.offchip if "weights" in m.holds and free[m.name] >= t.nbytes), None)
-        if home is None:
-            raise _no_fit(profile, cfg, sl.world, context)
-        free[home.name] -= t.nbytes
-        t.placement, t.onchip = home.name, home.kind == "onchip"
+    data_place, use = place(profile, data, tensors, lambda: _no_fit(profile, cfg, sl.world, context))
 
     def per_inference(t: TensorSpec) -> int:
         # embedding tables are read a row per token; everything else once per inference
@@ -258,7 +241,6 @@ def _place_encoder(profile, cfg, sl: EncSlice, context: int) -> ChipPlan:
     S = max(context, 1)
     on = sum(per_inference(t) for t in tensors if t.onchip)
     off = sum(per_inference(t) for t in tensors if not t.onchip)
-    use = {m.name: m.bytes - free[m.name] for m in profile.memories}
     # ChipPlan's figures are per token: one inference of `context` tokens divided by the tokens
     return ChipPlan(sl, tensors, data, data_place, use, _macs(cfg, sl, S) // S, on // S, off // S,
                     allreduce_bytes_per_inference(cfg, sl.world, S) // S)
