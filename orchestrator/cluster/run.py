@@ -85,6 +85,22 @@ def check_chips(cluster: OpenCluster) -> bytes:
     return plans.pop()
 
 
+def configure_and_align(cluster: OpenCluster):
+    """CONFIGURE every chip at once (each waits for its neighbours' links), then PING each to fit its
+    clock. Returns the clock fits and the alignment offsets (None for virtual clocks)."""
+    topo = Topology.HIERARCHICAL if cluster.config.topology == "hierarchical" else Topology.RING
+    res = cluster.parallel(lambda c: c.session.configure(c.rank, cluster.world, topo, cluster.config.group_size))
+    for chip, r in zip(cluster.chips, res):
+        if isinstance(r, Exception):
+            raise ChipError(f"{cluster.blame(chip.rank)}: configure failed: {r}")
+    pings = cluster.parallel(lambda c: [c.session.ping() for _ in range(PINGS)])
+    for chip, p in zip(cluster.chips, pings):
+        if isinstance(p, Exception):
+            raise ChipError(f"{cluster.blame(chip.rank)}: clock-sync ping failed: {p}")
+    fits = [fit_clock(p) for p in pings]
+    return fits, alignment_offsets(fits, cluster.profile.clock_hz, time.monotonic())
+
+
 def _reader(chip, out: queue.Queue, timeout_s: float) -> None:
     try:
         for msg in chip.session.iter_messages(timeout_s):
@@ -106,19 +122,8 @@ def run_cluster(cluster: OpenCluster, req: RunRequest, open_sink, on_token=None,
         for t in req.prompt_ids:
             if t >= vocab:
                 raise InputError(f"prompt id {t} is outside the vocabulary of {model_name} (0..{vocab - 1})")
-    # Configure in parallel: each chip waits for its neighbours' links.
-    topo = Topology.HIERARCHICAL if cluster.config.topology == "hierarchical" else Topology.RING
-    res = cluster.parallel(lambda c: c.session.configure(c.rank, cluster.world, topo, cluster.config.group_size))
-    for chip, r in zip(cluster.chips, res):
-        if isinstance(r, Exception):
-            raise ChipError(f"{cluster.blame(chip.rank)}: configure failed: {r}")
-    pings = cluster.parallel(lambda c: [c.session.ping() for _ in range(PINGS)])
-    for chip, p in zip(cluster.chips, pings):
-        if isinstance(p, Exception):
-            raise ChipError(f"{cluster.blame(chip.rank)}: clock-sync ping failed: {p}")
-    fits = [fit_clock(p) for p in pings]
+    fits, offsets = configure_and_align(cluster)
     clock_hz = cluster.profile.clock_hz
-    offsets = alignment_offsets(fits, clock_hz, time.monotonic())
 
     config = {"model": model_name, "synthetic_weights": bool(manifest and manifest["model"].get("synthetic_weights")),
               "chips": cluster.world, "profile": cluster.profile.name, "clock_hz": clock_hz,

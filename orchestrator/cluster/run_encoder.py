@@ -17,11 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-from orchestrator.cluster.clock import alignment_offsets, fit_clock
 from orchestrator.cluster.connect import OpenCluster
-from orchestrator.cluster.run import PINGS, RunFailed, _reader, _root_cause, check_chips, find_manifest
+from orchestrator.cluster.run import RunFailed, _reader, _root_cause, check_chips, configure_and_align, find_manifest
 from orchestrator.errors import ChipError, InputError, OrchError
-from orchestrator.link.messages import Done, Embedding, RunEncoder, Topology, Trace
+from orchestrator.link.messages import Done, Embedding, RunEncoder, Trace
 
 RUN_FLAG_TRACE = 1
 
@@ -98,18 +97,8 @@ def run_encoder_cluster(cluster: OpenCluster, req: EncoderRunRequest, open_sink,
     scale = float(manifest["model"]["output_scale"])
     seqs = _prepare(req.sequences, req.pad_to, int(manifest["context"]), cfg)
 
-    topo = Topology.HIERARCHICAL if cluster.config.topology == "hierarchical" else Topology.RING
-    res = cluster.parallel(lambda c: c.session.configure(c.rank, cluster.world, topo, cluster.config.group_size))
-    for chip, r in zip(cluster.chips, res):
-        if isinstance(r, Exception):
-            raise ChipError(f"{cluster.blame(chip.rank)}: configure failed: {r}")
-    pings = cluster.parallel(lambda c: [c.session.ping() for _ in range(PINGS)])
-    for chip, p in zip(cluster.chips, pings):
-        if isinstance(p, Exception):
-            raise ChipError(f"{cluster.blame(chip.rank)}: clock-sync ping failed: {p}")
-    fits = [fit_clock(p) for p in pings]
+    fits, offsets = configure_and_align(cluster)
     clock_hz = cluster.profile.clock_hz
-    offsets = alignment_offsets(fits, clock_hz, time.monotonic())
 
     config = {"model": cfg.name, "kind": "encoder", "synthetic_weights": bool(cfg.synthetic), "chips": cluster.world,
               "profile": cluster.profile.name, "clock_hz": clock_hz, "cluster": cluster.config.name,

@@ -13,7 +13,7 @@ import numpy as np
 
 from orchestrator.errors import InputError
 from orchestrator.partition.shard import FLAG_SHARED_CLASSIFIER, Shard
-from orchestrator.partition.split import GLOBAL, Kind
+from orchestrator.partition.split import Kind
 from orchestrator.quant import spec
 
 BOS = 1

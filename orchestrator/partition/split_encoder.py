@@ -201,7 +201,7 @@ def encoder_data_bytes(cfg, sl: EncSlice, context: int) -> dict[str, int]:
 
 
 def _macs(cfg, sl: EncSlice, S: int) -> int:
-    H, B, F, E = cfg.hidden, cfg.inner, cfg.intermediate, cfg.embed_width
+    H, B, E = cfg.hidden, cfg.inner, cfg.embed_width
     mb = cfg.variant == "mobilebert"
     nq, nf, nc = sl.n_heads * cfg.head_size, sl.n_ffn, sl.n_cols
     per_layer = S * nq * B * 2 + S * nq * (0 if mb else H) + 2 * S * S * nq + S * B * nq + cfg.n_ffn * 2 * S * B * nf
