@@ -64,4 +64,8 @@ static inline int64_t kn_div_round_s64(int64_t num, int64_t den)
     return kn_floor_div_s64(kn_add_s64(kn_mul_s64(2, num), den), kn_mul_s64(2, den));
 }
 
+/* LayerNorm's mean (rounded) and integer standard deviation r = isqrt(var + eps_q), shared by the
+ * int8- and int32-output LayerNorms so both normalise identically (encoder.c). */
+void kn_layernorm_stats(const int32_t *x, uint32_t dim, int32_t eps_q, int64_t *mu_out, uint64_t *r_out);
+
 #endif

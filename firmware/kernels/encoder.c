@@ -4,11 +4,8 @@
 #include "kernels/kernels.h"
 #include "kernels/arith.h"
 
-void layernorm_s32_s8(const int32_t *x, const int32_t *gain_q16, const int32_t *bias_q16, int32_t eps_q,
-                      int8_t *out, uint32_t dim)
+void kn_layernorm_stats(const int32_t *x, uint32_t dim, int32_t eps_q, int64_t *mu_out, uint64_t *r_out)
 {
-    if (dim == 0)
-        return;
     int64_t sum = 0;  /* |sum| <= 2^32 * 2^31: no overflow for any int32 input */
     for (uint32_t i = 0; i < dim; i++)
         sum += x[i];
@@ -24,7 +21,18 @@ void layernorm_s32_s8(const int32_t *x, const int32_t *gain_q16, const int32_t *
         var += (uint64_t)eps_q;
     else
         var = var > (uint64_t)(-(int64_t)eps_q) ? var - (uint64_t)(-(int64_t)eps_q) : 0u;
-    const uint64_t r = isqrt_u64(var);
+    *mu_out = mu;
+    *r_out = isqrt_u64(var);
+}
+
+void layernorm_s32_s8(const int32_t *x, const int32_t *gain_q16, const int32_t *bias_q16, int32_t eps_q,
+                      int8_t *out, uint32_t dim)
+{
+    if (dim == 0)
+        return;
+    int64_t mu;
+    uint64_t r;
+    kn_layernorm_stats(x, dim, eps_q, &mu, &r);
     const int64_t den = (int64_t)(r << KN_RMS_GAIN_SHIFT);
     for (uint32_t i = 0; i < dim; i++) {
         const int64_t xc = (int64_t)x[i] - mu;

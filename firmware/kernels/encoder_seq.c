@@ -34,21 +34,9 @@ void layernorm_s32_s32(const int32_t *x, const int32_t *norm5, int32_t eps_q, in
 {
     if (dim == 0)
         return;
-    int64_t sum = 0;
-    for (uint32_t i = 0; i < dim; i++)
-        sum += x[i];
-    const int64_t mu = kn_div_round_s64(sum, dim);
-    uint64_t ss = 0;
-    for (uint32_t i = 0; i < dim; i++) {
-        const int64_t xc = (int64_t)x[i] - mu;
-        ss += (uint64_t)xc * (uint64_t)xc;
-    }
-    uint64_t var = ss / dim;
-    if (eps_q >= 0)
-        var += (uint64_t)eps_q;
-    else
-        var = var > (uint64_t)(-(int64_t)eps_q) ? var - (uint64_t)(-(int64_t)eps_q) : 0u;
-    const uint64_t r = isqrt_u64(var);
+    int64_t mu;
+    uint64_t r;
+    kn_layernorm_stats(x, dim, eps_q, &mu, &r);
     const int64_t den = (int64_t)(r << KN_LN32_GAIN_SHIFT);
     for (uint32_t i = 0; i < dim; i++) {
         const int64_t xc = (int64_t)x[i] - mu;
