@@ -93,7 +93,7 @@ def driver(tmp_path_factory) -> Path:
     work = tmp_path_factory.mktemp("enc_kernels")
     (work / "driver.c").write_text(DRIVER)
     exe = work / "driver"
-    srcs = [str(FW / "kernels" / f) for f in ("encoder_seq.c", "norm.c", "requant.c")]
+    srcs = [str(FW / "kernels" / f) for f in ("encoder_seq.c", "encoder.c", "norm.c", "requant.c")]
     subprocess.run([cc, "-std=c99", "-O1", "-g", "-Wall", "-Wextra", "-Werror", "-fsanitize=address,undefined",
                     "-fno-sanitize-recover=all", "-I", str(FW), str(work / "driver.c"), *srcs, "-o", str(exe)],
                    check=True, capture_output=True)
