@@ -114,3 +114,9 @@ def test_mobilebert_identical_on_1_2_4_chips_with_six_allreduces_per_block(tmp_p
         assert len(ar) == 1 + 6 * 24  # the embedding's, then 6 per block
     rc, out, err = orch("run", "--model", "mobilebert", "--chips", "4", "--prompt-ids", ids)
     assert rc == 0 and "SYNTHETIC" in out
+
+
+def test_decoder_run_on_encoder_chips_says_how_to_embed(minilm_runs):
+    """The minilm_runs fixture leaves the 4 mock chips holding minilm-l6."""
+    rc, out, err = orch("run", "--chips", "4", "--tokens", "4")
+    assert_one_line_error(rc, out, err, "an encoder", "--text")

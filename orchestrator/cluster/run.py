@@ -117,6 +117,9 @@ def run_cluster(cluster: OpenCluster, req: RunRequest, open_sink, on_token=None,
     found = find_manifest(plan_id)
     manifest = found[0] if found else None
     model_name = manifest["model"]["name"] if manifest else "unknown-model"
+    if manifest and manifest["model"].get("kind") == "encoder":
+        raise InputError(f"the chips hold {model_name}, an encoder: embed text with "
+                         f"`orch run --model {model_name} --text \"...\"`")
     if manifest:
         vocab = manifest["model"]["config"]["vocab_size"]
         for t in req.prompt_ids:
