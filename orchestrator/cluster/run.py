@@ -31,6 +31,7 @@ class RunRequest:
     results_base: Path = Path("results")
     want_logits: bool = False
     message_timeout_s: float = 30.0
+    trace: bool = True  # chips stream a trace record per phase (off: tokens only, for host-speed checks)
 
 
 @dataclass
@@ -147,7 +148,7 @@ def run_cluster(cluster: OpenCluster, req: RunRequest, open_sink, on_token=None,
     try:
         run = Run(n_tokens=req.n_tokens, prompt=tuple(req.prompt_ids),
                   temperature_q16=int(round(req.temperature * 65536)), seed=req.seed,
-                  flags=(0 if __import__("os").environ.get("ORCH_NOTRACE") else RUN_FLAG_TRACE) | (RUN_FLAG_LOGITS if req.want_logits else 0))
+                  flags=(RUN_FLAG_TRACE if req.trace else 0) | (RUN_FLAG_LOGITS if req.want_logits else 0))
         for chip in cluster.chips:
             try:
                 chip.session.start_run(run)
