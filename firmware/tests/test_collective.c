@@ -16,6 +16,7 @@
 
 #include "collective/coll.h"
 #include "hal/posix/posix_chip.h"
+#include "tests/check.h"
 
 #define MAXW 8u
 #define BIG_N 70001u
@@ -50,28 +51,6 @@ struct cluster_opts {
 
 static shm_t *S;
 static uint32_t R;           /* this child's rank */
-static unsigned g_pass, g_fail;
-
-#define CCHECK(cond, ...)                                                                      \
-    do {                                                                                       \
-        if (cond) {                                                                            \
-            S->passed[R]++;                                                                    \
-        } else if (S->failed[R]++ == 0) {                                                      \
-            snprintf(S->first_fail[R], sizeof(S->first_fail[R]), __VA_ARGS__);                 \
-        }                                                                                      \
-    } while (0)
-
-#define CHECK(cond, ...)                                                                       \
-    do {                                                                                       \
-        if (cond) {                                                                            \
-            g_pass++;                                                                          \
-        } else {                                                                               \
-            g_fail++;                                                                          \
-            printf("FAIL %s:%d: ", __FILE__, __LINE__);                                        \
-            printf(__VA_ARGS__);                                                               \
-            printf("\n");                                                                      \
-        }                                                                                      \
-    } while (0)
 
 /* ---- deterministic inputs ---------------------------------------------------------------------- */
 

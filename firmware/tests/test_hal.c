@@ -17,20 +17,8 @@
 
 #include "hal/hal.h"
 #include "hal/posix/posix_chip.h"
+#include "tests/check.h"
 
-static unsigned g_pass, g_fail;
-
-#define CHECK(cond, ...)                                                                       \
-    do {                                                                                       \
-        if (cond) {                                                                            \
-            g_pass++;                                                                          \
-        } else {                                                                               \
-            g_fail++;                                                                          \
-            printf("FAIL %s:%d: ", __FILE__, __LINE__);                                        \
-            printf(__VA_ARGS__);                                                               \
-            printf("\n");                                                                      \
-        }                                                                                      \
-    } while (0)
 
 static char g_dir[64];
 

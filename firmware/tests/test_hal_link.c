@@ -18,6 +18,7 @@
 
 #include "hal/hal.h"
 #include "hal/posix/posix_chip.h"
+#include "tests/check.h"
 
 #define MAXW 4u
 
@@ -29,17 +30,7 @@ typedef struct {
 
 static shm_t *S;
 static uint32_t R; /* rank of this process; MAXW = the test driver itself */
-static unsigned g_pass, g_fail;
 static char g_dir[64];
-
-#define CCHECK(cond, ...)                                                                      \
-    do {                                                                                       \
-        if (cond) {                                                                            \
-            S->passed[R]++;                                                                    \
-        } else if (S->failed[R]++ == 0) {                                                      \
-            snprintf(S->first_fail[R], sizeof(S->first_fail[R]), __VA_ARGS__);                 \
-        }                                                                                      \
-    } while (0)
 
 static uint64_t now_ms(void) {
     struct timespec ts;

@@ -216,23 +216,34 @@ def _place(profile, cfg, sl: ChipSlice, context: int) -> ChipPlan:
     return ChipPlan(sl, tensors, data, data_place, use, macs, on, off, allreduce_bytes_per_token(cfg, sl.world))
 
 
-def _fits(profile, cfg, world: int, context: int) -> bool:
+def fits(place_chip, slices) -> bool:
+    """Whether every chip of a split can be placed (place_chip raises InputError when one cannot)."""
     try:
-        for sl in make_slices(cfg, world):
-            _place(profile, cfg, sl, context)
+        for sl in slices:
+            place_chip(sl)
     except InputError:
         return False
     return True
 
 
-def _no_fit(profile, cfg, world: int, context: int) -> InputError:
+def no_fit_error(cfg, profile, world: int, need_bytes: int, fits_on, candidates, what: str,
+                 fallback: str) -> InputError:
+    """The planner's refusal, naming the smallest larger chip count in candidates that fits."""
     capacity = sum(m.bytes for m in profile.memories)
-    need = sum(t.nbytes for t in tensor_specs(cfg, make_slices(cfg, world)[0]))
-    counts = [n for n in range(1, cfg.n_kv_heads + 1) if cfg.n_kv_heads % n == 0 and n > world]
-    fit = next((n for n in counts if _fits(profile, cfg, n, context)), None)
-    hint = f"it fits on {fit} chips (--chips {fit})" if fit else "no chip count that divides its KV heads fits; use a chip profile with more memory"
+    fit = next((n for n in candidates if n > world and fits_on(n)), None)
+    hint = f"it fits on {fit} chips (--chips {fit})" if fit else fallback
     return InputError(f"{cfg.name} does not fit on {world} {profile.name} chip(s): a chip needs about "
-                      f"{need / 2**20:.1f} MiB of weights plus its KV cache, and has {capacity / 2**20:.1f} MiB in all; {hint}")
+                      f"{need_bytes / 2**20:.1f} MiB of weights plus its {what}, and has "
+                      f"{capacity / 2**20:.1f} MiB in all; {hint}")
+
+
+def _no_fit(profile, cfg, world: int, context: int) -> InputError:
+    need = sum(t.nbytes for t in tensor_specs(cfg, make_slices(cfg, world)[0]))
+    counts = [n for n in range(1, cfg.n_kv_heads + 1) if cfg.n_kv_heads % n == 0]
+    return no_fit_error(cfg, profile, world, need,
+                        lambda n: fits(lambda sl: _place(profile, cfg, sl, context), make_slices(cfg, n)),
+                        counts, "KV cache",
+                        "no chip count that divides its KV heads fits; use a chip profile with more memory")
 
 
 def make_plan(cfg, world: int, profile, context: int | None = None) -> Plan:

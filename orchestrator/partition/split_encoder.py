@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from orchestrator.errors import InputError
-from orchestrator.partition.plan import ChipPlan, Plan, TensorSpec, place
+from orchestrator.partition.plan import ChipPlan, Plan, TensorSpec, fits, no_fit_error, place
 from orchestrator.partition.split import GLOBAL, split_range
 
 # name -> (kind, split rule). Rules: rep (replicated), vocab (rows by vocabulary), hrows / hcols (rows /
@@ -246,23 +246,12 @@ def _place_encoder(profile, cfg, sl: EncSlice, context: int) -> ChipPlan:
                     allreduce_bytes_per_inference(cfg, sl.world, S) // S)
 
 
-def _fits(profile, cfg, world: int, context: int) -> bool:
-    try:
-        for sl in make_enc_slices(cfg, world):
-            _place_encoder(profile, cfg, sl, context)
-    except InputError:
-        return False
-    return True
-
-
 def _no_fit(profile, cfg, world: int, context: int) -> InputError:
-    capacity = sum(m.bytes for m in profile.memories)
     need = sum(t.nbytes for t in enc_tensor_specs(cfg, make_enc_slices(cfg, world)[0]))
-    counts = [n for n in range(world + 1, cfg.n_heads + 1) if cfg.n_heads % n == 0]
-    fit = next((n for n in counts if _fits(profile, cfg, n, context)), None)
-    hint = f"it fits on {fit} chips (--chips {fit})" if fit else "use a shorter --context or a chip profile with more memory"
-    return InputError(f"{cfg.name} does not fit on {world} {profile.name} chip(s): a chip needs about "
-                      f"{need / 2**20:.1f} MiB of weights plus its activations, and has {capacity / 2**20:.1f} MiB in all; {hint}")
+    counts = [n for n in range(1, cfg.n_heads + 1) if cfg.n_heads % n == 0]
+    return no_fit_error(cfg, profile, world, need,
+                        lambda n: fits(lambda sl: _place_encoder(profile, cfg, sl, context), make_enc_slices(cfg, n)),
+                        counts, "activations", "use a shorter --context or a chip profile with more memory")
 
 
 def make_encoder_plan(cfg, world: int, profile, context: int | None = None) -> Plan:
