@@ -14,11 +14,24 @@ import pytest
 
 from orchestrator.errors import ChipError, InputError
 from orchestrator.link import frame as fr
+from orchestrator.link import native
 from orchestrator.link import messages as m
 from orchestrator.link.frame import FrameDecoder, ProtocolError, cobs_decode, cobs_encode, decode_frame, encode_frame
 
 ROOT = Path(__file__).resolve().parents[1]
 PROTO_DIR = ROOT / "firmware" / "proto"
+
+
+
+@pytest.fixture(params=["native", "python"])
+def codec(request, monkeypatch):  # type: ignore[no-untyped-def]
+    """Run a test with the C codec loaded through ctypes, then with the pure-Python one."""
+    monkeypatch.setenv("ORCH_NATIVE", "1" if request.param == "native" else "0")
+    native.reset()
+    if request.param == "native" and native.codec() is None:
+        pytest.skip("no C compiler: the native codec cannot be built here")
+    yield request.param
+    native.reset()
 
 
 # ---------------------------------------------------------------------------------------- COBS
@@ -69,6 +82,36 @@ def test_cobs_decode_rejects_malformed(bad: bytes) -> None:
         cobs_decode(bad)
 
 
+def test_native_codec_is_built_with_a_compiler(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    if not shutil.which("cc"):
+        pytest.skip("no C compiler 'cc' on this machine")
+    monkeypatch.setenv("ORCH_NATIVE", "1")
+    native.reset()
+    try:
+        assert native.codec() is not None  # flashing the mock falls back to ~3x slower framing without it
+    finally:
+        native.reset()
+
+
+def test_native_codec_matches_python_byte_for_byte(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("ORCH_NATIVE", "1")
+    native.reset()
+    c = native.codec()
+    if c is None:
+        pytest.skip("no C compiler: the native codec cannot be built here")
+    rng = random.Random(99)
+    for raw, enc in COBS_VECTORS:
+        assert c.encode(raw) == enc and c.decode(enc) == raw
+    for _ in range(300):
+        zero_pct = rng.random()
+        raw = bytes(0 if rng.random() < zero_pct else rng.randrange(1, 256) for _ in range(rng.randrange(0, 5000)))
+        enc = c.encode(raw)
+        assert enc == cobs_encode(raw)
+        assert c.decode(enc) == raw
+    for bad in (b"", b"\x03\x11\x00\x33", b"\x05\x11\x22", b"\xff" * 10):
+        assert c.decode(bad) is None
+
+
 # ---------------------------------------------------------------------------------------- frames
 
 
@@ -86,6 +129,7 @@ def test_frame_layout_is_little_endian_with_crc_over_header_and_payload() -> Non
 
 
 @pytest.mark.parametrize("n", [0, 1, 253, 254, 255, 1000, fr.MAX_PAYLOAD - 1, fr.MAX_PAYLOAD])
+@pytest.mark.usefixtures("codec")
 def test_frame_round_trip(n: int) -> None:
     payload = random.Random(n).randbytes(n)
     wire = encode_frame(0x87, 65535, payload)
@@ -114,18 +158,19 @@ def _craft(version: int, type_: int, seq: int, len_field: int, payload: bytes, c
     return cobs_encode(head + payload + struct.pack("<I", crc)) + b"\x00"
 
 
+@pytest.mark.usefixtures("codec")
 def test_decoder_counts_each_fault_once_and_recovers() -> None:
     good = encode_frame(6, 77, b"\x01\x02\x03\x04")
     rng = random.Random(5)
     stream = [
-        (_craft(1, 6, 1, 4, b"abcd", crc_delta=1), "crc_errors"),
-        (_craft(1, 6, 1, 5, b"abcd"), "size_mismatch"),
-        (_craft(1, 6, 1, 3, b"abcd"), "size_mismatch"),
+        (_craft(fr.PROTOCOL_VERSION, 6, 1, 4, b"abcd", crc_delta=1), "crc_errors"),
+        (_craft(fr.PROTOCOL_VERSION, 6, 1, 5, b"abcd"), "size_mismatch"),
+        (_craft(fr.PROTOCOL_VERSION, 6, 1, 3, b"abcd"), "size_mismatch"),
         (b"\x04\x01\x02\x03\x00", "size_mismatch"),
         (b"\x05\x11\x22\x00", "cobs_errors"),
-        (_craft(1, 2, 1, fr.MAX_PAYLOAD + 1, bytes(fr.MAX_PAYLOAD + 1)), "oversized"),
-        (_craft(1, 2, 1, 0xFFFFFFFF, b"x" * 16), "oversized"),
-        (_craft(1, 2, 1, 8, b"y" * 8)[:-1] + bytes(rng.randrange(1, 256) for _ in range(fr.FRAME_RAW_MAX + 600))
+        (_craft(fr.PROTOCOL_VERSION, 2, 1, fr.MAX_PAYLOAD + 1, bytes(fr.MAX_PAYLOAD + 1)), "oversized"),
+        (_craft(fr.PROTOCOL_VERSION, 2, 1, 0xFFFFFFFF, b"x" * 16), "oversized"),
+        (_craft(fr.PROTOCOL_VERSION, 2, 1, 8, b"y" * 8)[:-1] + bytes(rng.randrange(1, 256) for _ in range(fr.FRAME_RAW_MAX + 600))
          + b"\x00", "oversized"),
         (b"\x00\x00\x00", None),  # empty frames are resync bytes, not errors
     ]
@@ -136,8 +181,9 @@ def test_decoder_counts_each_fault_once_and_recovers() -> None:
         changed = {k for k, v in vars(dec.counters).items() if v != getattr(before, k)}
         assert changed == ({counter} if counter else set()), counter
     # A frame of another version is delivered (so it can be answered) but counted apart.
-    f = dec.feed(fr.encode_frame(1, 9, b"", version=2))
-    assert len(f) == 1 and f[0].version == 2 and dec.counters.version_mismatch == 1
+    other = fr.PROTOCOL_VERSION + 1
+    f = dec.feed(fr.encode_frame(1, 9, b"", version=other))
+    assert len(f) == 1 and f[0].version == other and dec.counters.version_mismatch == 1
     # Garbage, a delimiter, then a good frame: the good frame survives.
     frames = dec.feed(rng.randbytes(700) + b"\x00" + good)
     assert frames[-1].seq == 77 and frames[-1].payload == b"\x01\x02\x03\x04"
@@ -166,11 +212,11 @@ def _mutated_stream(seed: int, n_frames: int) -> tuple[bytes, list[tuple[int, in
             cut = rng.randrange(1, len(w))
             out += w[:cut - 1] + b"\x00"
         elif kind == 5:
-            out += _craft(1, type_, seq, len(payload) + rng.randrange(1, 40), payload)
+            out += _craft(fr.PROTOCOL_VERSION, type_, seq, len(payload) + rng.randrange(1, 40), payload)
         elif kind == 6:
-            out += _craft(1, type_, seq, len(payload), payload, crc_delta=rng.randrange(1, 1000))
+            out += _craft(fr.PROTOCOL_VERSION, type_, seq, len(payload), payload, crc_delta=rng.randrange(1, 1000))
         elif kind == 7:
-            out += _craft(1, type_, seq, fr.MAX_PAYLOAD + 1 + rng.randrange(1 << 31), payload)
+            out += _craft(fr.PROTOCOL_VERSION, type_, seq, fr.MAX_PAYLOAD + 1 + rng.randrange(1 << 31), payload)
         else:  # garbage then a delimiter, then a good frame
             out += rng.randbytes(rng.randrange(600)) + b"\x00" + encode_frame(type_, seq, payload)
             intact.append((type_, seq, payload))
@@ -181,6 +227,7 @@ def _segments(stream: bytes) -> int:
     return sum(1 for s in stream.split(b"\x00")[:-1] if s)
 
 
+@pytest.mark.usefixtures("codec")
 def test_decoder_accounts_for_every_frame_whatever_the_chunking() -> None:
     stream, intact = _mutated_stream(seed=42, n_frames=600)
     rng = random.Random(7)
@@ -467,6 +514,7 @@ def c_driver(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return exe
 
 
+@pytest.mark.usefixtures("codec")
 def test_c_encoder_produces_the_same_bytes(c_driver: Path) -> None:
     rng = random.Random(99)
     records = bytearray()
@@ -474,13 +522,14 @@ def test_c_encoder_produces_the_same_bytes(c_driver: Path) -> None:
     for i in range(300):
         payload = bytes(rng.choice([0, 0, rng.randrange(1, 256)]) for _ in range(rng.choice(
             [0, 1, 253, 254, 255, rng.randrange(0, fr.MAX_PAYLOAD + 1)])))
-        version, type_, seq = rng.choice([1, 1, 1, 2]), rng.randrange(256), rng.randrange(65536)
+        version, type_, seq = rng.choice([fr.PROTOCOL_VERSION] * 3 + [fr.PROTOCOL_VERSION + 1]), rng.randrange(256), rng.randrange(65536)
         records += struct.pack("<BBHI", version, type_, seq, len(payload)) + payload
         expected += encode_frame(type_, seq, payload, version=version)
     got = subprocess.run([str(c_driver), "encode"], input=bytes(records), capture_output=True, check=True).stdout
     assert got == bytes(expected)
 
 
+@pytest.mark.usefixtures("codec")
 def test_c_decoder_agrees_with_python_decoder(c_driver: Path) -> None:
     stream, _ = _mutated_stream(seed=2024, n_frames=1500)
     stream += encode_frame(5, 1, b"", version=3)

@@ -15,7 +15,7 @@ import pytest
 
 from orchestrator.errors import ChipError, InputError
 from orchestrator.link import messages as m
-from orchestrator.link.frame import MAX_PAYLOAD, Frame, FrameCounters, FrameDecoder, encode_frame
+from orchestrator.link.frame import MAX_PAYLOAD, PROTOCOL_VERSION, Frame, FrameCounters, FrameDecoder, encode_frame
 from orchestrator.link.session import ChipReplyError, ChipSession
 from orchestrator.link.transport import SerialTransport
 
@@ -34,7 +34,7 @@ class ChipBehaviour:
     nak_once: set[int] = field(default_factory=set)  # WRITE offsets answered NAK(BUSY) the first time
     ignore_once: set[int] = field(default_factory=set)  # request types whose first arrival is lost
     ignore_always: set[int] = field(default_factory=set)
-    reply_version: int = 1
+    reply_version: int = PROTOCOL_VERSION
     noise_before_replies: bool = False
 
 
@@ -95,7 +95,7 @@ class FakeChip(threading.Thread):
             return
         msg = m.unpack_message(f)
         if isinstance(msg, m.Identify):
-            self.send(m.IdentifyReply(3, 1, MAX_PAYLOAD, self.b.window, 1 << 18, 0, 4 << 20, SLOT, "test-1",
+            self.send(m.IdentifyReply(3, PROTOCOL_VERSION, MAX_PAYLOAD, self.b.window, 1 << 18, 0, 4 << 20, SLOT, "test-1",
                                       "fake", m.ShardDescriptor(), self.decoder.counters), f.seq)
         elif isinstance(msg, m.Write):
             self.on_write(msg, f.seq)
@@ -229,8 +229,8 @@ def test_replies_after_line_noise_and_foreign_version(chip_link) -> None:  # typ
     s, _ = chip_link(ChipBehaviour(noise_before_replies=True))
     assert s.identify().chip_id == 3
     assert s.decoder.counters.errors() > 0  # the noise was seen and counted, not mistaken for a reply
-    s2, _ = chip_link(ChipBehaviour(reply_version=2))
-    with pytest.raises(ChipError, match="protocol version 2"):
+    s2, _ = chip_link(ChipBehaviour(reply_version=PROTOCOL_VERSION + 1))
+    with pytest.raises(ChipError, match=f"protocol version {PROTOCOL_VERSION + 1}"):
         s2.identify()
 
 
@@ -295,7 +295,7 @@ def test_lost_and_naked_frames_are_retransmitted(chip_link) -> None:  # type: ig
     b = ChipBehaviour(drop_once={4096, 3 * 4096, last}, nak_once={8 * 4096, 9 * 4096})
     s, chip = chip_link(b, timeout_s=0.5, retries=2)
     chip.expected_end = len(data)
-    s.write_region(data)
+    s.write_region(data, chunk_bytes=4096)
     assert bytes(chip.mem[:len(data)]) == data
     assert s.resends == 5
     assert sorted(set(chip.writes_seen)) == list(range(0, len(data), 4096))
@@ -306,7 +306,7 @@ def test_write_gives_up_after_retries(chip_link) -> None:  # type: ignore[no-unt
     data = _shard(3 * 4096)
     chip.expected_end = len(data)
     with pytest.raises(ChipError, match="offset 8192") as e:
-        s.write_region(data)
+        s.write_region(data, chunk_bytes=4096)
     assert "failed 3 times" in str(e.value)
 
 

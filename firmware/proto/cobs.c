@@ -1,5 +1,7 @@
 #include "proto/cobs.h"
 
+#include <string.h>
+
 /* Reserve one output byte. On overflow the encoder keeps counting but writes nothing, so the
  * caller gets one clean failure at cobs_enc_end instead of checks after every byte. */
 static uint32_t cobs_enc_reserve(cobs_encoder *e)
@@ -29,17 +31,25 @@ void cobs_enc_begin(cobs_encoder *e, uint8_t *out, uint32_t cap)
 
 void cobs_enc_push(cobs_encoder *e, const uint8_t *src, uint32_t n)
 {
-    for (uint32_t i = 0; i < n; i++) {
+    uint32_t i = 0;
+    while (i < n) {
         /* A full block is closed only when more data follows: that keeps the encoding canonical
          * (no empty trailing block after 254 non-zero bytes at the end). */
         if (e->code == 0xFFu) cobs_enc_close_block(e);
         if (src[i] == 0u) {
             cobs_enc_close_block(e);
-        } else {
-            uint32_t pos = cobs_enc_reserve(e);
-            if (pos < e->cap) e->out[pos] = src[i];
-            e->code++;
+            i++;
+            continue;
         }
+        /* Copy the run of non-zero bytes that the current block still has room for in one go:
+         * a flash frame of 4 KiB is mostly such runs. */
+        uint32_t room = 0xFFu - e->code, run = 1;
+        while (run < room && i + run < n && src[i + run] != 0u) run++;
+        if (e->n <= e->cap && run <= e->cap - e->n) memcpy(e->out + e->n, src + i, run);
+        else e->overflow = 1;
+        e->n += run;
+        e->code = (uint8_t)(e->code + run);
+        i += run;
     }
 }
 

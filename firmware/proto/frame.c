@@ -1,6 +1,8 @@
 #include "proto/frame.h"
 #include "proto/crc32.h"
 
+#include <string.h>
+
 static uint32_t frame_get_u32(const uint8_t *p)
 {
     return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
@@ -115,13 +117,12 @@ uint32_t proto_decoder_feed(proto_decoder *d, const uint8_t *buf, uint32_t n,
             if (take > n - i) take = n - i;
             if (take > room) take = room;
             if (d->n < PROTO_HEADER_BYTES && take > PROTO_HEADER_BYTES - d->n) take = PROTO_HEADER_BYTES - d->n;
-            uint32_t k = 0;
-            uint8_t *dst = d->raw + d->n;
+            /* memchr and memcpy instead of a byte loop: they move a block several bytes per cycle,
+             * and this loop is what a chip does with every byte of a shard it is flashed with. */
             const uint8_t *src = buf + i;
-            while (k < take && src[k] != 0u) {
-                dst[k] = src[k];
-                k++;
-            }
+            const uint8_t *zero = memchr(src, 0, take);
+            uint32_t k = zero != NULL ? (uint32_t)(zero - src) : take;
+            memcpy(d->raw + d->n, src, k);
             d->n += k;
             d->cobs.left = (uint8_t)(d->cobs.left - k);
             i += k;

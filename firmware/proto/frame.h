@@ -11,12 +11,15 @@
 #include <stdint.h>
 #include "proto/cobs.h"
 
-#define PROTO_VERSION        1u
+#define PROTO_VERSION        2u
 #define PROTO_HEADER_BYTES   8u
 #define PROTO_CRC_BYTES      4u
-/* Hard limit of a payload: a 4096-byte WRITE chunk plus room for its offset and for the largest
- * fixed reply. Announced in IDENTIFY_REPLY; the Python host mirrors it (orchestrator.link.frame). */
-#define PROTO_MAX_PAYLOAD    4160u
+/* Hard limit of a payload: a 16 KiB WRITE chunk plus room for its offset and for the largest fixed
+ * reply. 16 KiB rather than 4 KiB because every frame costs the host and the chip a wake-up and an
+ * ACK: with 4 KiB frames those, not the link, bounded flashing (docs/benchmarks.md). A chip's
+ * buffers for one frame (receive, payload, transmit) take about 50 KiB of RAM. Announced in
+ * IDENTIFY_REPLY; the Python host mirrors it (orchestrator.link.frame). */
+#define PROTO_MAX_PAYLOAD    16448u
 #define PROTO_FRAME_RAW_MAX  (PROTO_HEADER_BYTES + PROTO_MAX_PAYLOAD + PROTO_CRC_BYTES)
 /* Worst-case bytes on the wire for one frame, delimiter included: size of a transmit buffer. */
 #define PROTO_FRAME_WIRE_MAX (COBS_ENCODED_MAX(PROTO_FRAME_RAW_MAX) + 1u)

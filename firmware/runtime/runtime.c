@@ -6,6 +6,7 @@
 #include "runtime/runtime.h"
 
 #include <stddef.h>
+#include <string.h>
 
 #include "collective/coll.h"
 #include "hal/hal.h"
@@ -46,10 +47,31 @@ static struct {
 
 /* --- replies -------------------------------------------------------------------------------- */
 
+/* ACKs wait here until the end of the current batch of received frames (runtime_poll) and then go
+ * out in one host write: one wake-up of the host per burst of WRITEs instead of one per frame.
+ * Every other reply flushes them first, so replies still leave in the order they were made. */
+static uint8_t g_acks[RT_ACK_BATCH_BYTES];
+static uint32_t g_acks_n;
+
+static void flush_acks(void) {
+    if (g_acks_n) (void)hal_host_write(g_acks, g_acks_n);
+    g_acks_n = 0;
+}
+
 static void send_frame(void *ctx, uint8_t type, uint16_t seq, const uint8_t *payload, uint32_t len) {
     (void)ctx;
     uint32_t n = proto_frame_encode(type, seq, payload, len, rt.tx, sizeof rt.tx);
-    if (n) (void)hal_host_write(rt.tx, n);
+    if (n == 0) return;
+    if (type == PROTO_T_ACK) {
+        if (n > sizeof g_acks - g_acks_n) flush_acks();
+        if (n <= sizeof g_acks - g_acks_n) {
+            memcpy(g_acks + g_acks_n, rt.tx, n);
+            g_acks_n += n;
+            return;
+        }
+    }
+    flush_acks();
+    (void)hal_host_write(rt.tx, n);
 }
 
 static void send_ok(uint16_t seq) { send_frame(NULL, PROTO_T_OK, seq, NULL, 0); }
@@ -450,9 +472,10 @@ static void on_frame(void *ctx, const proto_frame *f) {
 }
 
 int runtime_poll(uint32_t timeout_ms) {
-    static uint8_t rx[8192]; /* two frames: a 4 KiB WRITE frame arrives in one read */
+    static uint8_t rx[8192]; /* a pty hands over at most 4 KiB per read */
     int n = hal_host_read(rx, sizeof rx, timeout_ms);
     if (n < 0) return n;
     proto_decoder_feed(&rt.dec, rx, (uint32_t)n, on_frame, NULL);
+    flush_acks();
     return 0;
 }

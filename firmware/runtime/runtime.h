@@ -6,6 +6,7 @@
 
 #define RT_FW_VERSION "orch-fw 0.1.0"
 #define RT_WRITE_WINDOW 8u /* WRITE frames the host may keep in flight */
+#define RT_ACK_BATCH_BYTES 1024u /* ACKs held back until the end of a poll */
 
 /* Boots the runtime: reads the commit records and loads the active shard if there is one.
  * Call once after the HAL is up. */

@@ -328,8 +328,8 @@ static void test_decoder_counters(void)
 
     /* Another protocol version: returned (so it can be answered) but counted apart. */
     proto_decoder_init(&d);
-    n = proto_frame_encode_version(2, PROTO_T_IDENTIFY, 9, payload, 0, buf, sizeof buf);
-    CHECK(decode_all(&d, buf, n, &f) == 1 && f.version == 2 && f.seq == 9);
+    n = proto_frame_encode_version(PROTO_VERSION + 1u, PROTO_T_IDENTIFY, 9, payload, 0, buf, sizeof buf);
+    CHECK(decode_all(&d, buf, n, &f) == 1 && f.version == PROTO_VERSION + 1u && f.seq == 9);
     CHECK(d.counters.version_mismatch == 1 && d.counters.frames_ok == 0);
 
     /* Empty frames (0x00 0x00 ...) are resync bytes, not errors. */
@@ -608,10 +608,12 @@ static void test_dispatch(void)
 
     /* Another protocol version: answered with BAD_VERSION, never handled. */
     {
-        proto_frame f = {3, PROTO_T_IDENTIFY, 70, 0, p};
+        proto_frame f = {PROTO_VERSION + 1u, PROTO_T_IDENTIFY, 70, 0, p};
+        char want[32];
+        snprintf(want, sizeof want, "version %u", (unsigned)(PROTO_VERSION + 1u));
         c.calls = 0;
         CHECK(proto_dispatch(&f, &h, &c) == PROTO_E_BAD_VERSION && c.calls == 0 && c.reply_code == PROTO_E_BAD_VERSION);
-        CHECK(strstr(c.reply_text, "version 3") != NULL);
+        CHECK(strstr(c.reply_text, want) != NULL);
     }
 }
 
@@ -920,7 +922,7 @@ static void test_robustness(void)
             break;
         }
         default: /* another protocol version */
-            m = proto_frame_encode_version((uint8_t)(2 + rnd_below(250)), type, seq, payload, len, out, cap);
+            m = proto_frame_encode_version((uint8_t)(PROTO_VERSION + 1u + rnd_below(250)), type, seq, payload, len, out, cap);
             e->expect = EXPECT_VERSION;
             break;
         }

@@ -14,16 +14,8 @@ import tempfile
 from pathlib import Path
 
 from orchestrator.errors import InputError
+from orchestrator.link.native import firmware_dir
 from orchestrator.partition.cache import cache_root
-
-
-def firmware_dir() -> Path:
-    env = os.environ.get("ORCH_FIRMWARE_DIR")
-    d = Path(env) if env else Path(__file__).resolve().parents[2] / "firmware"
-    if not (d / "Makefile").is_file():
-        raise InputError(f"firmware sources not found at {d}: run orch from a checkout of the repository "
-                         "(pip install -e .) or set ORCH_FIRMWARE_DIR")
-    return d
 
 
 def source_hash(d: Path) -> str:

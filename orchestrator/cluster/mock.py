@@ -151,7 +151,17 @@ class MockCluster:
     def ports(self) -> list[str]:
         return [c.port for c in self.chips]
 
-    def dead_chips(self) -> list[MockChip]:
+    def dead_chips(self, suspects: tuple[int, ...] = (), wait_s: float = 0.0) -> list[MockChip]:
+        """Chips whose process has ended. A killed process closes its pseudo-terminal before it can be
+        reaped, so the host may see the link drop first: the ranks in `suspects` get up to wait_s
+        to finish exiting."""
+        deadline = time.monotonic() + wait_s
+        for c in self.chips:
+            if c.rank in suspects:
+                try:
+                    c.process.wait(timeout=max(deadline - time.monotonic(), 0.0))
+                except subprocess.TimeoutExpired:
+                    pass
         return [c for c in self.chips if not c.alive()]
 
 

@@ -197,11 +197,11 @@ def run_cluster(cluster: OpenCluster, req: RunRequest, open_sink, on_token=None,
 
 def _root_cause(cluster: OpenCluster, errors: dict[int, Exception]) -> str:
     """Name the chip that failed, not the neighbours that lost their link to it."""
+    silent = [r for r, e in errors.items() if not isinstance(e, ChipReplyError)]
     if cluster.mock:
-        dead = cluster.mock.dead_chips()
+        dead = cluster.mock.dead_chips(tuple(silent), wait_s=1.0)
         if dead:
             return cluster.blame(dead[0].rank)
-    silent = [r for r, e in errors.items() if not isinstance(e, ChipReplyError)]
     if silent:
         r = sorted(silent)[0]
         return f"{cluster.blame(r)} stopped answering: {errors[r]}"

@@ -621,8 +621,7 @@ class Trace(Message):
         (count,) = struct.unpack_from("<I", payload)
         if count > TRACE_MAX_RECORDS or len(payload) != TRACE_HEADER_BYTES + count * TRACE_RECORD_BYTES:
             raise ProtocolError(f"TRACE payload is {len(payload)} bytes, which does not hold {count} records")
-        return cls(tuple(TraceRecord.unpack_from(payload, TRACE_HEADER_BYTES + i * TRACE_RECORD_BYTES)
-                         for i in range(count)))
+        return cls(tuple(TraceRecord(*f) for f in TraceRecord.WIRE.iter_unpack(memoryview(payload)[TRACE_HEADER_BYTES:])))
 
 
 @dataclass(frozen=True)

@@ -71,7 +71,7 @@ from orchestrator.link.messages import (
 from orchestrator.link.transport import Transport
 
 IDEMPOTENT = frozenset({MsgType.IDENTIFY, MsgType.PING, MsgType.REGION_CRC, MsgType.STATS})
-DEFAULT_WRITE_CHUNK = 4096  # data bytes per WRITE: a flash sector on most MCUs
+DEFAULT_WRITE_CHUNK = 16384  # data bytes per WRITE: four 4 KiB flash sectors; fewer frames, fewer wake-ups
 MAX_WINDOW = 256
 _READ_CHUNK = 16384
 _KNOWN_TYPES = frozenset(int(t) for t in MsgType)
@@ -115,7 +115,7 @@ class _InFlight:
 
 
 class ChipSession:
-    def __init__(self, transport: Transport, timeout_s: float = 1.0, retries: int = 3, window: int = 8) -> None:
+    def __init__(self, transport: Transport, timeout_s: float = 1.0, retries: int = 3, window: int = 4) -> None:
         if not timeout_s > 0:
             raise InputError(f"timeout {timeout_s} s must be positive")
         if retries < 0:
