@@ -89,6 +89,38 @@ def test_pty_round_trip_through_a_chip_thread(pty_pair: tuple[int, str]) -> None
         chip.stop()
 
 
+def test_write_larger_than_the_pty_buffers_arrives_whole(pty_pair: tuple[int, str]) -> None:
+    """The pty takes a few KiB per write once full: the transport must resume where it stopped."""
+    master, path = pty_pair
+    data = os.urandom(1 << 20)
+    got = bytearray()
+
+    def drain() -> None:
+        while len(got) < len(data):
+            ready, _, _ = select.select([master], [], [], 5.0)
+            if not ready:
+                return
+            got.extend(os.read(master, 65536))
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    with SerialTransport(path, timeout_s=2.0) as t:
+        t.write(data)
+    reader.join(10)
+    assert bytes(got) == data
+
+
+def test_write_to_a_chip_that_stops_draining_times_out(pty_pair: tuple[int, str]) -> None:
+    master, path = pty_pair  # nobody reads the master: the pty fills up
+    with SerialTransport(path, baudrate=4_000_000, timeout_s=0.2) as t:
+        start = time.monotonic()
+        with pytest.raises(ChipError, match="stopped accepting data") as e:
+            t.write(bytes(512 << 10))
+        assert path in str(e.value) and "\n" not in str(e.value)
+        # the timeout covers the bytes at the line rate (10 bits per byte) plus timeout_s
+        assert time.monotonic() - start < 0.2 + 10 * (512 << 10) / 4_000_000 + 1.0
+
+
 def test_read_returns_what_is_there_without_waiting_for_max_bytes(pty_pair: tuple[int, str]) -> None:
     master, path = pty_pair
     with SerialTransport(path) as t:

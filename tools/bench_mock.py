@@ -3,7 +3,8 @@
 
 - raw throughput of a pseudo-terminal on this machine (host writes, a reader process drains the other side);
 - `orch flash` throughput on the mock, per chip and in total, for 1 and 8 chips (forced rewrite);
-- host tokens/s of `orch run` for 1 and 8 chips on tinyllama-42m (64 tokens; RUN to DONE), and their ratio.
+- host tokens/s of `orch run` for 1 and 8 chips on tinyllama-42m (64 tokens; RUN to DONE), and their ratio;
+- the link floor: 8 chips running tinyllama-42m's all-reduces with next to no arithmetic.
 
 Every figure is measured --repeat times and printed as median, best and each run.
 
@@ -61,8 +62,9 @@ def raw_pty_mb_s(total: int = 64 << 20, apart: bool = False) -> float:
     return sent / t / 1e6
 
 
-def _spread(xs: list[float]) -> str:
-    return f"median {statistics.median(xs):.1f}, best {max(xs):.1f} (runs: {', '.join(f'{x:.1f}' for x in xs)})"
+def _spread(xs: list[float], higher_is_better: bool = True) -> str:
+    best = max(xs) if higher_is_better else min(xs)
+    return f"median {statistics.median(xs):.1f}, best {best:.1f} (runs: {', '.join(f'{x:.1f}' for x in xs)})"
 
 
 def main() -> int:
@@ -131,6 +133,25 @@ def main() -> int:
                   f"modelled {out.results['latency_ms_per_token']:.3f} ms/token")
     print(f"8-chip / 1-chip host tokens/s: {statistics.median(tps[8]) / statistics.median(tps[1]):.2f} (medians), "
           f"{max(tps[8]) / max(tps[1]):.2f} (bests); goal: at least 0.5")
+
+    # The link floor: tinyllama-42m's all-reduces (dim 512, 8 blocks, 2 per block) around 8 chips, with
+    # next to no arithmetic (FFN 64, vocabulary 256), traces off. What 8 chips cannot go below here.
+    from orchestrator.model.config import ModelConfig
+    from orchestrator.model.synthetic import synthetic_model
+    floor_cfg = ModelConfig("allreduce-floor", dim=512, hidden_dim=64, n_layers=8, n_heads=8, n_kv_heads=8,
+                            vocab_size=256, seq_len=128, shared_classifier=True, synthetic=True)
+    shards = get_shards(synthetic_model(floor_cfg), 8, prof)
+    with open_cluster(mock_cluster(8, prof.name), prof) as cl:
+        flash_cluster(cl, shards)
+        ms = []
+        for _ in range(args.repeat):
+            with tempfile.TemporaryDirectory() as d:
+                out = record_run(cl, RunRequest(args.tokens, results_base=Path(d), trace=False))
+            ms.append(out.results["wall_s"] / args.tokens * 1e3)
+        links = out.results.get("link_bytes_per_token")
+    one_ms = 1e3 / statistics.median(tps[1])
+    print(f"link floor, 8 chips, tinyllama-42m's all-reduces with almost no arithmetic: ms/token {_spread(ms, higher_is_better=False)} "
+          f"against {one_ms:.2f} ms per 1-chip tinyllama-42m token (a ratio of 0.5 needs at most {2 * one_ms:.2f})")
     return 0
 
 

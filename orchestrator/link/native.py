@@ -58,6 +58,12 @@ class NativeCobs:
         self._frame.argtypes = [ctypes.c_uint8, ctypes.c_uint8, ctypes.c_uint16, u8p, ctypes.c_uint32,
                                 ctypes.c_void_p, ctypes.c_uint32]
         self._frame.restype = ctypes.c_uint32
+        # The CRC tables fill on first use (the firmware is single-threaded); fill them here, once,
+        # before reader threads call in.
+        lib.crc32_ieee.argtypes = [u8p, ctypes.c_uint32]
+        lib.crc32_ieee.restype = ctypes.c_uint32
+        if lib.crc32_ieee(b"123456789", 9) != 0xCBF43926:
+            raise OSError(f"{path} computes a wrong CRC-32")
         self.path = path
 
     def encode(self, data: bytes) -> bytes:
