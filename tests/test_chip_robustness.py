@@ -8,15 +8,16 @@ from __future__ import annotations
 import random
 import struct
 import threading
+import time
+import zlib
 
-from orchestrator.link.frame import FrameDecoder, cobs_encode, encode_frame
+from orchestrator.link.frame import FRAME_RAW_MAX, PROTOCOL_VERSION, FrameDecoder, cobs_encode, encode_frame
 from orchestrator.link.messages import MsgType
 
 N_FRAMES = 4000
 
 
 def _raw_frame(version, type_, seq, payload, length=None, crc=None):
-    import zlib
     hdr = struct.pack("<BBHI", version, type_, seq, (len(payload) if length is None else length) & 0xFFFFFFFF)
     body = hdr + payload
     c = zlib.crc32(body) & 0xFFFFFFFF if crc is None else crc
@@ -42,13 +43,13 @@ def _fuzz_frames(rng: random.Random):
             f = encode_frame(t, seq, payload)
             yield f[:rng.randrange(1, len(f) - 1)] + b"\x00"
         elif kind == 3:  # length field lies
-            yield _raw_frame(1, t, seq, payload, length=len(payload) + rng.choice([-3, -1, 1, 7, 1 << 20, 0xFFFFFFFF]))
+            yield _raw_frame(PROTOCOL_VERSION, t, seq, payload, length=len(payload) + rng.choice([-3, -1, 1, 7, 1 << 20, 0xFFFFFFFF]))
         elif kind == 4:  # wrong CRC
-            yield _raw_frame(1, t, seq, payload, crc=rng.randrange(1 << 32))
+            yield _raw_frame(PROTOCOL_VERSION, t, seq, payload, crc=rng.randrange(1 << 32))
         elif kind == 5:  # oversized: longer than any frame the chip accepts
-            yield cobs_encode(bytes(rng.randrange(1, 256) for _ in range(5000))) + b"\x00"
+            yield cobs_encode(bytes(rng.randrange(1, 256) for _ in range(FRAME_RAW_MAX + 100))) + b"\x00"
         elif kind == 6:  # other protocol version
-            yield _raw_frame(rng.choice([0, 2, 255]), t, seq, payload)
+            yield _raw_frame(rng.choice([0, PROTOCOL_VERSION + 1, 255]), t, seq, payload)
         else:  # well-formed frame, random payload for its type (wrong lengths, bad fields)
             yield encode_frame(t, seq, payload)
 
@@ -98,3 +99,30 @@ def test_chip_survives_fuzzing_then_flashes_and_runs(tmp_path, tiny):
     ref = ClusterSim(open_shards(shards)[1]).generate([], 20)
     assert out.results["tokens"] == ref.tokens
     assert out.logits == [int(v) for v in ref.logits]
+
+
+def test_replies_to_a_burst_of_frames_keep_their_order():
+    """The chip holds ACKs back until it has handled what one read brought, and sends them together;
+    a reply of another kind in the same burst must still come out in its place."""
+    from orchestrator.cluster.config import mock_cluster
+    from orchestrator.cluster.connect import open_cluster
+    from orchestrator.link.messages import Ack, Ping, Pong, Write, unpack_message
+    from orchestrator.profiles import load_profile
+
+    prof = load_profile()
+    with open_cluster(mock_cluster(1, prof.name), prof) as cl:
+        s = cl.chips[0].session
+        s.identify()
+        sent = [Write(0, b"\x11" * 100), Write(100, b"\x00" * 100), Ping(7), Write(200, b"\x22" * 50),
+                Write(250, b"\x33" * 16384)]
+        s.transport.write(b"".join(encode_frame(m.TYPE, 100 + i, m.pack()) for i, m in enumerate(sent)))
+        got, dec = [], FrameDecoder()
+        deadline = time.monotonic() + 10
+        while len(got) < len(sent) and time.monotonic() < deadline:
+            got += dec.feed(s.transport.read(65536, 0.5))
+        assert [f.seq for f in got] == [100, 101, 102, 103, 104]
+        replies = [unpack_message(f) for f in got]
+        assert [type(r) for r in replies] == [Ack, Ack, Pong, Ack, Ack]
+        assert [(r.offset, r.length) for r in replies if isinstance(r, Ack)] == [(0, 100), (100, 100), (200, 50),
+                                                                                  (250, 16384)]
+        assert s.region_crc(0, 250 + 16384) == zlib.crc32(b"\x11" * 100 + bytes(100) + b"\x22" * 50 + b"\x33" * 16384)
