@@ -42,7 +42,7 @@ void cobs_enc_push(cobs_encoder *e, const uint8_t *src, uint32_t n)
             continue;
         }
         /* Copy the run of non-zero bytes that the current block still has room for in one go:
-         * a flash frame of 4 KiB is mostly such runs. */
+         * a 16 KiB WRITE frame is mostly such runs. */
         uint32_t room = 0xFFu - e->code, run = 1;
         while (run < room && i + run < n && src[i + run] != 0u) run++;
         if (e->n <= e->cap && run <= e->cap - e->n) memcpy(e->out + e->n, src + i, run);
