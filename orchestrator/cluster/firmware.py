@@ -9,12 +9,10 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import subprocess
-import tempfile
 from pathlib import Path
 
 from orchestrator.errors import InputError
-from orchestrator.link.native import firmware_dir
+from orchestrator.link.native import build_in_cache, firmware_dir
 from orchestrator.partition.cache import cache_root
 
 
@@ -43,16 +41,8 @@ def chip_binary() -> Path:
     make = shutil.which("make")
     if not make:
         raise InputError("'make' not found: install make (e.g. apt-get install make) to build the mock chips")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".build-", dir=out.parent))
-    try:
-        p = subprocess.run([make, "-s", "-C", str(d), f"BUILD={tmp}", f"CC={cc}", "OPT=-O3", "chip"],
-                           capture_output=True, text=True, stdin=subprocess.DEVNULL)
-        if p.returncode != 0:
-            last = (p.stderr.strip().splitlines() or ["(no output)"])[-1]
-            raise InputError(f"building the mock chip firmware failed: {last}")
-        out.mkdir(parents=True, exist_ok=True)
-        os.replace(tmp / "orch-chip", binary)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    p = build_in_cache(binary, lambda tmp: [make, "-s", "-C", str(d), f"BUILD={tmp}", f"CC={cc}", "OPT=-O3", "chip"])
+    if p.returncode != 0:
+        last = (p.stderr.strip().splitlines() or ["(no output)"])[-1]
+        raise InputError(f"building the mock chip firmware failed: {last}")
     return binary

@@ -21,6 +21,7 @@ import subprocess
 import tempfile
 import threading
 from pathlib import Path
+from typing import Callable
 
 from orchestrator.errors import InputError
 from orchestrator.partition.cache import cache_root
@@ -92,23 +93,30 @@ class NativeCobs:
         return ctypes.string_at(out, n) if n >= 0 else None
 
 
-def _build(src: Path, out: Path) -> Path | None:
-    cc = os.environ.get("CC") or "cc"
-    if not shutil.which(cc):
-        return None
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".build-", dir=out.parent))
+def build_in_cache(target: Path, command: Callable[[Path], list[str]]) -> subprocess.CompletedProcess:
+    """Run command(tmp) that builds target.name into a fresh folder tmp next to target's folder; on success
+    move the result into place with one rename, so that processes building at the same time never
+    see half a file. Shared by this library and the mock chip (orchestrator.cluster.firmware)."""
+    target.parent.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".build-", dir=target.parent.parent))
     try:
-        sources = [str(src / name) for name in _SOURCES if name.endswith(".c")]
-        p = subprocess.run([cc, "-std=c99", "-O2", "-shared", "-fPIC", f"-I{src}", *sources, "-o", str(tmp / _LIB)],
-                           capture_output=True, stdin=subprocess.DEVNULL)
-        if p.returncode != 0:
-            return None
-        out.mkdir(parents=True, exist_ok=True)
-        os.replace(tmp / _LIB, out / _LIB)
+        p = subprocess.run(command(tmp), capture_output=True, text=True, stdin=subprocess.DEVNULL)
+        if p.returncode == 0:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(tmp / target.name, target)
+        return p
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return out / _LIB
+
+
+def _build(src: Path, lib: Path) -> bool:
+    cc = os.environ.get("CC") or "cc"
+    if not shutil.which(cc):
+        return False
+    sources = [str(src / name) for name in _SOURCES if name.endswith(".c")]
+    p = build_in_cache(lib, lambda tmp: [cc, "-std=c99", "-O2", "-shared", "-fPIC", f"-I{src}", *sources,
+                                         "-o", str(tmp / lib.name)])
+    return p.returncode == 0
 
 
 def _load() -> NativeCobs | None:
@@ -125,7 +133,7 @@ def _load() -> NativeCobs | None:
     h.update((os.environ.get("CC") or "cc").encode())
     path = cache_root() / "native" / h.hexdigest()[:16] / _LIB
     try:
-        if not path.is_file() and _build(src, path.parent) is None:
+        if not path.is_file() and not _build(src, path):
             return None
         return NativeCobs(path)
     except OSError:
